@@ -1,0 +1,51 @@
+# postwarden: `make run` to start, `make test` to check everything. `make help` lists all.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NODE_CLIENT := tests/clients/node
+
+.DEFAULT_GOAL := help
+.PHONY: help install run migrate test test-fast lint fmt bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install postwarden with its dev tools
+
+run: $(STAMP) ## Migrate the embedded SQLite database under ./var and serve on http://127.0.0.1:8025
+	$(BIN)/postwarden migrate
+	$(BIN)/postwarden serve --host 127.0.0.1 --port 8025
+
+migrate: $(STAMP) ## Create or upgrade the database schema
+	$(BIN)/postwarden migrate
+
+$(NODE_CLIENT)/node_modules/.package-lock.json: $(NODE_CLIENT)/package-lock.json
+	npm ci --prefix $(NODE_CLIENT) --no-audit --no-fund --loglevel=error
+
+lint: $(STAMP) ## ruff and mypy --strict
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+fmt: $(STAMP) ## Format and fix what ruff can
+	$(BIN)/ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+
+test: $(STAMP) $(NODE_CLIENT)/node_modules/.package-lock.json lint ## Lint, then every test on SQLite and PostgreSQL
+	$(BIN)/python -m pytest -n 2
+
+test-fast: $(STAMP) ## Tests only, SQLite only, no lint
+	$(BIN)/python -m pytest -n 2 -k "sqlite"
+
+bench: $(STAMP) ## API throughput against a bare Starlette app
+	$(BIN)/python bench/api_throughput.py
+
+clean: ## Remove the virtualenv and local data
+	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache

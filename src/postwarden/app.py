@@ -1,0 +1,193 @@
+"""``create_app(settings)``: the ASGI application with every HTTP surface mounted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from sqlalchemy import text
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp
+
+from postwarden import __version__
+from postwarden.cache import INVALIDATION_CHANNEL
+from postwarden.config import Settings
+from postwarden.errors import PostwardenError
+from postwarden.ratelimit import MemoryBackend, RateLimiter, RedisBackend, Verdict, parse_rate
+from postwarden.runtime import Runtime
+from postwarden.surfaces.http import JSONBytesResponse, Metrics, RequestMiddleware
+from postwarden.surfaces.postmark.auth import Authenticator
+from postwarden.surfaces.postmark.errors import postmark_error, postmark_error_response
+from postwarden.surfaces.postmark.routing import LenientPostmarkRequests
+from postwarden.surfaces.postmark.schemas import ErrorResponse
+from postwarden.surfaces.postmark.servers import servers_router
+
+logger = logging.getLogger("postwarden")
+
+ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        401: "Missing, unknown or wrong kind of API token (ErrorCode 10)",
+        403: "The token may not do this",
+        404: "Unknown route or entity",
+        405: "Method not allowed on this path",
+        422: "Request understood but refused; ErrorCode says why",
+        429: "Rate limit exceeded (ErrorCode 429); see Retry-After",
+        500: "Unexpected error (ErrorCode 101)",
+    }.items()
+}
+
+
+def create_app(settings: Settings, *, runtime: Runtime | None = None) -> ASGIApp:
+    runtime = runtime or Runtime.start(settings)
+    auth = Authenticator(runtime)
+    limiter_backend: MemoryBackend | RedisBackend = (
+        RedisBackend(settings.redis_url) if settings.redis_url else MemoryBackend()
+    )
+    limiter = RateLimiter(
+        limiter_backend,
+        per_token=parse_rate(settings.rate_limit_per_token),
+        per_ip=parse_rate(settings.rate_limit_per_ip),
+    )
+    metrics = Metrics(CollectorRegistry())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        listener = asyncio.create_task(_listen_for_invalidations(runtime)) if settings.redis_url else None
+        try:
+            yield
+        finally:
+            if listener is not None:
+                listener.cancel()
+            if isinstance(limiter_backend, RedisBackend):
+                await limiter_backend.close()
+            runtime.db.dispose()
+
+    app = FastAPI(
+        title="postwarden",
+        version=__version__,
+        description="Account and access server for transactional email, speaking the Postmark API.",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        redirect_slashes=False,
+        lifespan=lifespan,
+        responses=ERROR_RESPONSES,
+    )
+    app.state.runtime = runtime
+
+    @app.exception_handler(PostwardenError)
+    async def domain_error(_request: Request, exc: PostwardenError) -> Response:
+        return postmark_error_response(exc)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if exc.status_code == 405:
+            allowed = sorted(
+                {
+                    method
+                    for route in postmark_routes
+                    if route.path_regex.match(request.url.path)
+                    for method in route.methods or ()
+                }
+            )
+            return postmark_error(
+                405,
+                9405,
+                f"The method {request.method} is not allowed on {request.url.path}; use {', '.join(allowed)}.",
+                {"Allow": ", ".join(allowed)},
+            )
+        if exc.status_code == 404:
+            return postmark_error(404, 9404, f"There is no API endpoint at {request.url.path}.")
+        return postmark_error(exc.status_code, exc.status_code, str(exc.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, exc: RequestValidationError) -> Response:
+        problem = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        field = ".".join(str(part) for part in problem["loc"])
+        return postmark_error(422, 402, f"Invalid value for '{field}': {problem['msg']}.")
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> Response:
+        request_id = request.scope.get("state", {}).get("request_id", "")
+        logger.exception("unexpected error", extra={"request_id": request_id})
+        return postmark_error(500, 101, f"An unexpected error occurred. Error ID: {request_id}.")
+
+    @app.get("/healthz", tags=["Operations"], summary="The process is up")
+    async def healthz() -> dict[str, str]:
+        return {"Status": "ok"}
+
+    @app.get("/readyz", tags=["Operations"], summary="The database answers", responses={503: {"model": ErrorResponse}})
+    async def readyz() -> Response:
+        def check() -> None:
+            with runtime.db.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+
+        try:
+            await run_in_threadpool(check)
+        except Exception:
+            logger.exception("readiness check failed")
+            return postmark_error(503, 100, "The database is not reachable.")
+        return JSONBytesResponse({"Status": "ready"})
+
+    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics", response_class=Response)
+    async def prometheus_metrics() -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    postmark_api = servers_router(runtime, auth)
+    app.include_router(postmark_api)
+    postmark_routes = [route for route in postmark_api.routes if isinstance(route, APIRoute)]
+
+    def rate_limited(verdict: Verdict) -> Response:
+        return postmark_error(
+            429,
+            429,
+            f"Rate limit exceeded: at most {verdict.limit} requests per window. "
+            f"Retry in {verdict.reset_seconds} seconds.",
+            {"Retry-After": str(verdict.reset_seconds)},
+        )
+
+    lenient = LenientPostmarkRequests(app, [route.path for route in postmark_routes])
+    return RequestMiddleware(
+        lenient, limiter=limiter, metrics=metrics, rate_limited=rate_limited, access_log=settings.access_log
+    )
+
+
+async def _listen_for_invalidations(runtime: Runtime) -> None:
+    """Apply cache invalidations published by the other processes."""
+    from redis.asyncio import Redis
+
+    redis = Redis.from_url(runtime.settings.redis_url)
+    publisher = Redis.from_url(runtime.settings.redis_url)
+    loop = asyncio.get_running_loop()
+
+    async def send(message: str) -> None:
+        await publisher.publish(INVALIDATION_CHANNEL, message)
+
+    def publish(message: str) -> None:
+        asyncio.run_coroutine_threadsafe(send(message), loop)
+
+    runtime.cache.publish = publish
+    while True:
+        try:
+            async with redis.pubsub() as pubsub:
+                await pubsub.subscribe(INVALIDATION_CHANNEL)
+                async for message in pubsub.listen():
+                    if message.get("type") == "message":
+                        runtime.cache.apply(message["data"].decode())
+        except asyncio.CancelledError:
+            await redis.aclose()
+            await publisher.aclose()
+            raise
+        except Exception:
+            logger.exception("cache invalidation listener failed; reconnecting")
+            await asyncio.sleep(1)

@@ -1,0 +1,114 @@
+"""The audit log: one append-only row for every change, written in the change's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, String, Text, event
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from postwarden.db import Base, UTCDateTime, utcnow
+from postwarden.identity import Actor
+
+
+class AuditAction(StrEnum):
+    """``<resource>.<past-tense verb>``, alphabetical."""
+
+    ACCOUNT_CREATED = "account.created"
+    ACCOUNT_TOKEN_CREATED = "account_token.created"
+    ACCOUNT_TOKEN_ROTATED = "account_token.rotated"
+    ACCOUNT_TOKEN_UPDATED = "account_token.updated"
+    MEMBERSHIP_CREATED = "membership.created"
+    SERVER_CREATED = "server.created"
+    SERVER_DELETED = "server.deleted"
+    SERVER_TOKEN_ROTATED = "server_token.rotated"
+    SERVER_UPDATED = "server.updated"
+    USER_CREATED = "user.created"
+
+
+class AuditEvent(Base):
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    #: Kept without a foreign key so events outlive what they describe.
+    account_id: Mapped[int | None] = mapped_column(index=True)
+    actor_credential: Mapped[str] = mapped_column(String(20))
+    actor_label: Mapped[str] = mapped_column(String(320))
+    actor_user_id: Mapped[int | None]
+    actor_token_id: Mapped[int | None]
+    via: Mapped[str] = mapped_column(String(10))
+    action: Mapped[str] = mapped_column(String(64), index=True)
+    target_type: Mapped[str] = mapped_column(String(40))
+    target_id: Mapped[str] = mapped_column(String(64))
+    #: A readable name for the target that survives its deletion.
+    target_label: Mapped[str] = mapped_column(String(320))
+    changes: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    request_id: Mapped[str] = mapped_column(String(64), default="")
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(Text, default="")
+
+
+REDACTED = "[redacted]"
+_SECRET_WORDS = ("token", "password", "secret", "key")
+
+
+def redact(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Secrets never reach the log: any field whose name speaks of one is masked."""
+    clean: dict[str, Any] = {}
+    for name, value in changes.items():
+        if any(word in name.lower() for word in _SECRET_WORDS):
+            clean[name] = REDACTED
+        elif isinstance(value, Mapping):
+            clean[name] = redact(value)
+        else:
+            clean[name] = value
+    return clean
+
+
+def record(
+    session: Session,
+    actor: Actor,
+    action: AuditAction,
+    *,
+    account_id: int | None,
+    target_type: str,
+    target_id: int | str,
+    target_label: str,
+    changes: Mapping[str, Any] | None = None,
+) -> AuditEvent:
+    event_row = AuditEvent(
+        account_id=account_id,
+        actor_credential=actor.credential.value,
+        actor_label=actor.label,
+        actor_user_id=actor.user_id,
+        actor_token_id=actor.token_id,
+        via=actor.via.value,
+        action=action.value,
+        target_type=target_type,
+        target_id=str(target_id),
+        target_label=target_label,
+        changes=redact(changes or {}),
+        request_id=actor.context.request_id,
+        ip=actor.context.ip,
+        user_agent=actor.context.user_agent,
+    )
+    session.add(event_row)
+    return event_row
+
+
+def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """``{field: {"before": x, "after": y}}`` for the fields that differ."""
+    return {
+        name: {"before": before.get(name), "after": value} for name, value in after.items() if before.get(name) != value
+    }
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_rewriting_history(session: Session, _context: Any, _instances: Any) -> None:
+    for obj in (*session.dirty, *session.deleted):
+        if isinstance(obj, AuditEvent):
+            raise RuntimeError("audit events are append-only")

@@ -1,0 +1,80 @@
+"""Settings, read once from ``POSTWARDEN_*`` variables; the only module that reads the environment."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Everything configurable. Built once at the edge and passed down; never a module global."""
+
+    model_config = SettingsConfigDict(env_prefix="POSTWARDEN_", extra="ignore")
+
+    data_dir: Path = Path("./var")
+    database_url: str = ""
+    secret_key: SecretStr | None = None
+    public_url: str = "http://127.0.0.1:8025"
+    redis_url: str = ""
+    smtp_host: str = ""
+    smtp_port: int = 25
+    dns_nameservers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allow_private_urls: bool = False
+
+    rate_limit_per_token: str = "50/second"
+    rate_limit_per_ip: str = "100/second"
+
+    #: How long a worker may serve a cached token or server after another worker changed it,
+    #: when no Redis carries invalidations between workers.
+    cache_ttl_seconds: float = 5.0
+    access_log: bool = True
+    #: Domain of each server's ``InboundAddress`` (``<hash>@<domain>``).
+    inbound_address_domain: str = "inbound.postwarden.localhost"
+    log_level: str = "INFO"
+
+    _validate_nameservers = field_validator("dns_nameservers", mode="before")(_split_csv)
+
+    @field_validator("rate_limit_per_token", "rate_limit_per_ip")
+    @classmethod
+    def _check_rate(cls, value: str) -> str:
+        from postwarden.ratelimit import parse_rate
+
+        parse_rate(value)
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        """The configured URL, or the embedded SQLite file under ``data_dir``."""
+        if self.database_url:
+            url = self.database_url
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+psycopg://" + url.split("://", 1)[1]
+            return url
+        return f"sqlite:///{(self.data_dir / 'postwarden.db').resolve()}"
+
+    @cached_property
+    def resolved_secret_key(self) -> bytes:
+        """The configured key, or one generated into ``data_dir`` on first start and kept there."""
+        if self.secret_key is not None and self.secret_key.get_secret_value():
+            return self.secret_key.get_secret_value().encode()
+        key_file = self.data_dir / "secret_key"
+        if not key_file.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key_file.touch(mode=0o600)
+            key_file.write_text(secrets.token_urlsafe(48))
+        return key_file.read_text().strip().encode()
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,80 @@
+"""Domain errors. They know nothing of HTTP; each surface translates them with one table.
+
+    PostwardenError
+    ├── NotAuthenticated   missing, unknown or revoked credential
+    ├── PermissionDenied   authenticated, but policy says no
+    ├── NotFound           the thing does not exist (or is not visible to the caller)
+    ├── Conflict           duplicate name, plan limit reached
+    └── InvalidRequest     well-formed request, invalid meaning
+
+Every error carries a ``Reason`` (what went wrong, precisely enough for a surface to pick
+its wire code) and a message that tells the caller what to do.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    # authentication
+    MISSING_CREDENTIAL = "missing_credential"
+    BAD_CREDENTIAL = "bad_credential"
+    WRONG_CREDENTIAL_KIND = "wrong_credential_kind"
+    # authorisation
+    NOT_ALLOWED = "not_allowed"
+    SERVER_DELETION_DISABLED = "server_deletion_disabled"
+    # generic request shape
+    INVALID_JSON = "invalid_json"
+    INVALID_FIELD = "invalid_field"
+    RATE_LIMITED = "rate_limited"
+    ROUTE_NOT_FOUND = "route_not_found"
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    # accounts
+    ACCOUNT_NOT_FOUND = "account_not_found"
+    ACCOUNT_TOKEN_NOT_FOUND = "account_token_not_found"
+    ACCOUNT_NAME_INVALID = "account_name_invalid"
+    USER_EMAIL_INVALID = "user_email_invalid"
+    USER_EMAIL_TAKEN = "user_email_taken"
+    PASSWORD_TOO_SHORT = "password_too_short"
+    # servers
+    SERVER_NOT_FOUND = "server_not_found"
+    SERVER_QUERY_INVALID = "server_query_invalid"
+    SERVER_NAME_INVALID = "server_name_invalid"
+    SERVER_NAME_TAKEN = "server_name_taken"
+    SERVER_COLOR_INVALID = "server_color_invalid"
+    SERVER_HOOK_URL_INVALID = "server_hook_url_invalid"
+    SERVER_SPAM_THRESHOLD_INVALID = "server_spam_threshold_invalid"
+    SERVER_TRACK_LINKS_INVALID = "server_track_links_invalid"
+    SERVER_DELIVERY_TYPE_INVALID = "server_delivery_type_invalid"
+    SERVER_INBOUND_DOMAIN_INVALID = "server_inbound_domain_invalid"
+    SERVER_INBOUND_DOMAIN_TAKEN = "server_inbound_domain_taken"
+    SERVER_NO_CHANGES = "server_no_changes"
+    SERVER_LIMIT_REACHED = "server_limit_reached"
+
+
+class PostwardenError(Exception):
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+class NotAuthenticated(PostwardenError):
+    pass
+
+
+class PermissionDenied(PostwardenError):
+    pass
+
+
+class NotFound(PostwardenError):
+    pass
+
+
+class Conflict(PostwardenError):
+    pass
+
+
+class InvalidRequest(PostwardenError):
+    pass

@@ -1,0 +1,54 @@
+"""Who is calling: the ``Actor`` every service method receives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Credential(StrEnum):
+    """How the caller proved who it is; ``policy.CREDENTIAL_CEILING`` caps each one."""
+
+    ACCOUNT_TOKEN = "account_token"
+    SERVER_TOKEN = "server_token"
+    PERSONAL_TOKEN = "personal_token"
+    SCIM_TOKEN = "scim_token"
+    SESSION = "session"
+    SYSTEM = "system"
+
+
+class Via(StrEnum):
+    """The surface a change came through, as the audit log shows it."""
+
+    API = "api"
+    CONSOLE = "console"
+    SCIM = "scim"
+    CLI = "cli"
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    request_id: str = ""
+    ip: str = ""
+    user_agent: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    credential: Credential
+    label: str
+    via: Via
+    account_id: int | None = None
+    server_id: int | None = None
+    user_id: int | None = None
+    token_id: int | None = None
+    #: Role name within ``account_id`` (see ``policy.Role``); None for credentials without one.
+    role: str | None = None
+    #: Grants a credential carries beyond its role, e.g. server deletion on an account token.
+    token_grants: frozenset[str] = field(default_factory=frozenset)
+    context: RequestContext = field(default_factory=RequestContext)
+
+    @classmethod
+    def system(cls, label: str, *, via: Via = Via.CLI) -> Actor:
+        """The operator at the command line: above every account."""
+        return cls(credential=Credential.SYSTEM, label=label, via=via)

@@ -1,0 +1,324 @@
+"""The ``postwarden`` command line, for operators."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+import click
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+
+from postwarden.accounts.service import AccountService, NewAccount
+from postwarden.config import Settings, load_settings
+from postwarden.errors import PostwardenError
+from postwarden.identity import Actor
+from postwarden.migrations import alembic_config, upgrade
+from postwarden.runtime import Runtime
+from postwarden.servers.service import ServerFields, ServerService
+from postwarden.tokens.service import TokenService
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEMO_ACCOUNT = "Demo"
+DEMO_OWNER = "owner@demo.postwarden.localhost"
+
+
+def friendly_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """User mistakes end in one clear line and exit status 1, never a traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except PostwardenError as exc:
+            raise click.ClickException(exc.message) from exc
+        except ValidationError as exc:
+            problems = "; ".join(f"POSTWARDEN_{'_'.join(map(str, e['loc'])).upper()}: {e['msg']}" for e in exc.errors())
+            raise click.ClickException(f"invalid setting: {problems}") from exc
+        except OperationalError as exc:
+            raise click.ClickException(f"cannot use the database: {exc.orig}") from exc
+
+    return wrapper
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _runtime() -> Runtime:
+    return Runtime.start(_settings())
+
+
+def _operator(label: str) -> Actor:
+    return Actor.system(f"cli: {label}")
+
+
+def _require_migrated(runtime: Runtime) -> None:
+    head = ScriptDirectory.from_config(alembic_config(runtime.settings.resolved_database_url)).get_current_head()
+    with runtime.db.engine.connect() as connection:
+        current = MigrationContext.configure(connection).get_current_revision()
+    if current != head:
+        raise click.ClickException(
+            f"the database is not migrated (at {current or 'nothing'}, code needs {head}): run `postwarden migrate`"
+        )
+
+
+@click.group()
+@click.version_option(package_name="postwarden")
+def cli() -> None:
+    """postwarden: account and access server for transactional email."""
+
+
+@cli.command()
+@friendly_errors
+def migrate() -> None:
+    """Create or upgrade the database schema to the current version."""
+    settings = _settings()
+    if settings.resolved_database_url.startswith("sqlite"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(settings.resolved_database_url)
+    click.echo("database is up to date", err=True)
+
+
+@cli.command()
+@click.option("--account", "account_name", required=True, help="Name of the new account.")
+@click.option("--owner-email", required=True, help="Email of the account Owner (a new user).")
+@click.option("--owner-password", default=None, help="Owner password; generated when omitted.")
+@click.option("--server-limit", type=click.IntRange(min=0), default=None, help="Plan limit on servers.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (for scripts).")
+@friendly_errors
+def init(
+    account_name: str, owner_email: str, owner_password: str | None, server_limit: int | None, as_json: bool
+) -> None:
+    """Create an account with its Owner and account token."""
+    runtime = _runtime()
+    _require_migrated(runtime)
+    with runtime.db.session_scope() as session:
+        created = AccountService(session, _operator("init"), runtime).create_account(
+            account_name, owner_email=owner_email, owner_password=owner_password, server_limit=server_limit
+        )
+    if as_json:
+        click.echo(json.dumps(_new_account_json(created)))
+    else:
+        _print_new_account(created, server_token=None)
+
+
+def _new_account_json(created: NewAccount) -> dict[str, Any]:
+    return {
+        "AccountID": created.account.id,
+        "AccountName": created.account.name,
+        "AccountToken": created.account_token,
+        "OwnerEmail": created.owner_email,
+        "OwnerPassword": created.owner_password,
+    }
+
+
+def _print_new_account(created: NewAccount, *, server_token: str | None) -> None:
+    lines = [
+        f"Account:        {created.account.name} (ID {created.account.id})",
+        f"Owner email:    {created.owner_email}",
+        f"Owner password: {created.owner_password}   (shown only now)",
+        f"Account token:  {created.account_token}   (header X-Postmark-Account-Token)",
+    ]
+    if server_token:
+        lines.append(f"Server token:   {server_token}   (header X-Postmark-Server-Token)")
+    lines.append("Show the tokens again with: postwarden tokens show")
+    width = max(map(len, lines))
+    click.echo("+" + "-" * (width + 2) + "+")
+    for line in lines:
+        click.echo(f"| {line.ljust(width)} |")
+    click.echo("+" + "-" * (width + 2) + "+")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8025, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@friendly_errors
+def serve(host: str, port: int, workers: int) -> None:
+    """Serve the HTTP API (and, on first start, create a demo account)."""
+    import uvicorn
+
+    runtime = _runtime()
+    _ = runtime.settings.resolved_secret_key  # generated here, before workers start, so all share it
+    _require_migrated(runtime)
+    _create_demo_account_once(runtime)
+    runtime.db.dispose()
+    click.echo(f"postwarden serving on http://{host}:{port}", err=True)
+    uvicorn.run(
+        "postwarden.surfaces.cli.main:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+    )
+
+
+def app_from_environment() -> Any:
+    """The ASGI app for each server process, configured from ``POSTWARDEN_*`` variables."""
+    from postwarden.app import create_app
+    from postwarden.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    return create_app(settings)
+
+
+def _create_demo_account_once(runtime: Runtime) -> None:
+    with runtime.db.session_scope() as session:
+        operator = _operator("first start")
+        accounts = AccountService(session, operator, runtime)
+        if accounts.has_accounts():
+            return
+        created = accounts.create_account(DEMO_ACCOUNT, owner_email=DEMO_OWNER)
+        server = ServerService(session, operator, runtime).create_server(
+            created.account.id, ServerFields(name="Demo Server", color="blue")
+        )
+        server_token = TokenService(session, runtime).server_tokens(server.id)[0]
+    click.echo("First start: created a demo account.")
+    _print_new_account(created, server_token=server_token)
+
+
+@cli.group()
+def accounts() -> None:
+    """Accounts of this installation."""
+
+
+@accounts.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def accounts_list(as_json: bool) -> None:
+    """List accounts with their server counts."""
+    runtime = _runtime()
+    with runtime.db.session_scope(write=False) as session:
+        summaries = AccountService(session, _operator("accounts list"), runtime).list_accounts()
+    rows = [
+        {
+            "AccountID": s.account.id,
+            "Name": s.account.name,
+            "Servers": s.server_count,
+            "ServerLimit": s.account.server_limit,
+            "CreatedAt": s.account.created_at.isoformat(),
+        }
+        for s in summaries
+    ]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    if not rows:
+        click.echo("no accounts yet: create one with `postwarden init`")
+        return
+    click.echo(f"{'ID':>5}  {'SERVERS':>7}  {'LIMIT':>5}  NAME")
+    for row in rows:
+        limit = "-" if row["ServerLimit"] is None else str(row["ServerLimit"])
+        click.echo(f"{row['AccountID']:>5}  {row['Servers']:>7}  {limit:>5}  {row['Name']}")
+
+
+@cli.group()
+def tokens() -> None:
+    """Account and server API tokens."""
+
+
+@tokens.command("show")
+@click.option("--account", "account_id", type=int, default=None, help="Only this account.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def tokens_show(account_id: int | None, as_json: bool) -> None:
+    """Show account and server tokens (they are stored encrypted and can be shown again)."""
+    runtime = _runtime()
+    operator = _operator("tokens show")
+    result: list[dict[str, Any]] = []
+    with runtime.db.session_scope(write=False) as session:
+        accounts_service = AccountService(session, operator, runtime)
+        token_service = TokenService(session, runtime)
+        chosen = (
+            [accounts_service.get_account(account_id)]
+            if account_id is not None
+            else [s.account for s in accounts_service.list_accounts()]
+        )
+        for account in chosen:
+            page = ServerService(session, operator, runtime).list_servers(account.id, count=500, offset=0)
+            result.append(
+                {
+                    "AccountID": account.id,
+                    "AccountName": account.name,
+                    "AccountTokens": [
+                        {
+                            "ID": t.id,
+                            "Name": t.name,
+                            "Token": token_service.reveal(t),
+                            "CanDeleteServers": t.can_delete_servers,
+                        }
+                        for t in token_service.account_tokens(account.id)
+                    ],
+                    "Servers": [{"ID": s.id, "Name": s.name, "ApiTokens": page.tokens[s.id]} for s in page.servers],
+                }
+            )
+    if as_json:
+        click.echo(json.dumps(result))
+        return
+    for entry in result:
+        click.echo(f"Account {entry['AccountID']}: {entry['AccountName']}")
+        for token in entry["AccountTokens"]:
+            deletion = ", may delete servers" if token["CanDeleteServers"] else ""
+            click.echo(f"  account token #{token['ID']} {token['Name']!r}: {token['Token']}{deletion}")
+        for server in entry["Servers"]:
+            for value in server["ApiTokens"]:
+                click.echo(f"  server {server['ID']} {server['Name']!r}: {value}")
+
+
+@tokens.command("rotate")
+@click.option("--server", "server_id", type=int, default=None, help="Replace this server's tokens.")
+@click.option("--account-token", "account_token_id", type=int, default=None, help="Replace this account token.")
+@friendly_errors
+def tokens_rotate(server_id: int | None, account_token_id: int | None) -> None:
+    """Replace a token: the old one stops working at once; the new one is printed."""
+    if (server_id is None) == (account_token_id is None):
+        raise click.UsageError("give exactly one of --server ID or --account-token ID")
+    runtime = _runtime()
+    operator = _operator("tokens rotate")
+    with runtime.db.session_scope() as session:
+        token_service = TokenService(session, runtime)
+        if server_id is not None:
+            server = ServerService(session, operator, runtime).find_server(server_id)
+            if server is None:
+                raise click.ClickException(f"there is no server {server_id}")
+            new_token = token_service.rotate_server_tokens(operator, server.id, server.account_id, server.name)
+        else:
+            new_token = token_service.rotate_account_token(
+                operator, token_service.get_account_token(account_token_id or 0)
+            )
+    click.echo(new_token)
+
+
+@tokens.command("allow-server-deletion")
+@click.argument("account_token_id", type=int)
+@click.option("--off", "disable", is_flag=True, help="Switch it off again.")
+@friendly_errors
+def tokens_allow_server_deletion(account_token_id: int, disable: bool) -> None:
+    """Let an account token delete servers through the API (refused with 604 otherwise)."""
+    runtime = _runtime()
+    operator = _operator("tokens allow-server-deletion")
+    with runtime.db.session_scope() as session:
+        token_service = TokenService(session, runtime)
+        token = token_service.get_account_token(account_token_id)
+        token_service.set_server_deletion(operator, token, enabled=not disable)
+    click.echo(f"account token #{account_token_id}: server deletion {'off' if disable else 'on'}")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    cli(prog_name="postwarden")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,153 @@
+"""What every HTTP surface shares: JSON responses and the per-request middleware
+(request id, rate limits, metrics, access log), written as one plain ASGI layer because
+each extra middleware layer costs the hot path measurably."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable, MutableMapping
+from hashlib import sha256
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from postwarden.ratelimit import RateLimiter, Verdict
+
+JSON_MEDIA_TYPE = "application/json; charset=utf-8"
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_TOKEN_HEADERS = (b"x-postmark-server-token", b"x-postmark-account-token", b"authorization")
+
+access_logger = logging.getLogger("postwarden.access")
+
+
+def dump_json(content: Any) -> bytes:
+    return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class JSONBytesResponse(Response):
+    media_type = JSON_MEDIA_TYPE
+
+    def render(self, content: Any) -> bytes:
+        if isinstance(content, bytes):
+            return content
+        return dump_json(content)
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.requests = Counter(
+            "postwarden_http_requests_total",
+            "HTTP requests by route and status.",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "postwarden_http_request_duration_seconds",
+            "HTTP request duration by route.",
+            ["method", "route"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+
+
+ErrorRenderer = Callable[[Verdict], Response]
+
+
+class RequestMiddleware:
+    """Request id in and out, rate limits, metrics and one JSON access-log line."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        limiter: RateLimiter,
+        metrics: Metrics,
+        rate_limited: ErrorRenderer,
+        access_log: bool,
+    ) -> None:
+        self.app = app
+        self.limiter = limiter
+        self.metrics = metrics
+        self.rate_limited = rate_limited
+        self.access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        headers = dict(scope["headers"])
+        incoming_id = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming_id if _REQUEST_ID_RE.match(incoming_id) else uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+        client = scope.get("client")
+        ip = client[0] if client else ""
+        status_holder = [500]
+        extra_headers: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode())]
+
+        verdict: Verdict | None = None
+        if scope["path"] not in _UNLIMITED_PATHS:
+            token = next((headers[h] for h in _TOKEN_HEADERS if h in headers), b"")
+            token_key = sha256(token.strip().lower()).hexdigest()[:32] if token else None
+            verdict = await self.limiter.check(token_key=token_key, ip=ip)
+        if verdict is not None:
+            extra_headers += [
+                (b"ratelimit-limit", str(verdict.limit).encode()),
+                (b"ratelimit-remaining", str(verdict.remaining).encode()),
+                (b"ratelimit-reset", str(verdict.reset_seconds).encode()),
+            ]
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                message["headers"] = [*message.get("headers", []), *extra_headers]
+            await send(message)
+
+        try:
+            if verdict is not None and not verdict.allowed:
+                await self.rate_limited(verdict)(scope, receive, send_with_headers)
+            else:
+                await self.app(scope, receive, send_with_headers)
+        finally:
+            self._observe(
+                scope=scope, status=status_holder[0], started=started, request_id=request_id, ip=ip, headers=headers
+            )
+
+    def _observe(
+        self,
+        *,
+        scope: MutableMapping[str, Any],
+        status: int,
+        started: float,
+        request_id: str,
+        ip: str,
+        headers: dict[bytes, bytes],
+    ) -> None:
+        elapsed = time.perf_counter() - started
+        route = scope.get("route")
+        route_path = getattr(route, "path", None) or "unmatched"
+        method = scope["method"]
+        self.metrics.requests.labels(method, route_path, str(status)).inc()
+        self.metrics.latency.labels(method, route_path).observe(elapsed)
+        if self.access_log:
+            access_logger.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "method": method,
+                    "path": scope["path"],
+                    "route": route_path,
+                    "status": status,
+                    "duration_ms": round(elapsed * 1000, 3),
+                    "client_ip": ip,
+                    "user_agent": headers.get(b"user-agent", b"").decode("latin-1"),
+                },
+            )

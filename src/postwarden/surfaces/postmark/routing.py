@@ -1,0 +1,109 @@
+"""Postmark's lenient request conventions, applied once for every route of this surface:
+paths match in any case and with or without a trailing slash; query names match in any
+case and with or without underscores; JSON keys match in any case and ``null`` means absent.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache, lru_cache
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode
+
+from pydantic import BaseModel, ValidationError
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from postwarden.errors import InvalidRequest, Reason
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+class LenientPostmarkRequests:
+    """ASGI wrapper that rewrites a request to the canonical form of a Postmark route.
+
+    Clients differ (``/deliveryStats`` vs ``/deliverystats``, ``/domains/`` vs ``/domains``,
+    ``Count`` vs ``count``); Postmark accepts them all, so the router sees one spelling.
+    Only the fixed segments of a known route change; path parameters keep their case.
+    """
+
+    def __init__(self, app: ASGIApp, route_paths: list[str]) -> None:
+        self.app = app
+        self._templates = [
+            [None if part.startswith("{") else part for part in path.strip("/").split("/")] for path in route_paths
+        ]
+        self._canonical = lru_cache(maxsize=8192)(self._canonical_uncached)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            canonical = self._canonical(scope["path"])
+            if canonical is not None:
+                scope["path"] = canonical
+                scope["raw_path"] = canonical.encode()
+                if scope.get("query_string"):
+                    scope["query_string"] = normalize_query(scope["query_string"])
+        await self.app(scope, receive, send)
+
+    def _canonical_uncached(self, path: str) -> str | None:
+        parts = path.strip("/").split("/")
+        for template in self._templates:
+            if len(template) == len(parts) and all(
+                fixed is None or fixed.lower() == part.lower() for fixed, part in zip(template, parts, strict=True)
+            ):
+                return "/" + "/".join(
+                    part if fixed is None else fixed for fixed, part in zip(template, parts, strict=True)
+                )
+        return None
+
+
+def query_key(name: str) -> str:
+    return name.replace("_", "").lower()
+
+
+def normalize_query(raw: bytes) -> bytes:
+    pairs = parse_qsl(raw.decode("latin-1"), keep_blank_values=True)
+    return urlencode([(query_key(name), value) for name, value in pairs]).encode("latin-1")
+
+
+@cache
+def _field_names(model: type[BaseModel]) -> dict[str, str]:
+    """Lower-cased wire name -> the model's alias."""
+    names: dict[str, str] = {}
+    for name, field in model.model_fields.items():
+        alias = field.alias or name
+        names[alias.lower()] = alias
+    return names
+
+
+async def read_body(request: Request, model: type[Model]) -> Model:
+    """Parse a JSON object body leniently; an empty body is an empty object."""
+    raw = await request.body()
+    data: Any = {}
+    if raw.strip():
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidRequest(Reason.INVALID_JSON, "Received invalid JSON input.") from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InvalidRequest(Reason.INVALID_JSON, "The request body must be a JSON object.")
+    names = _field_names(model)
+    given = {names[key.lower()]: value for key, value in data.items() if value is not None and key.lower() in names}
+    try:
+        return model.model_validate(given)
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        field = ".".join(str(part) for part in problem["loc"]) or "body"
+        raise InvalidRequest(Reason.INVALID_FIELD, f"Invalid value for '{field}': {problem['msg']}.") from exc
+
+
+def parse_int(value: str | None, name: str, reason: Reason, *, required: bool) -> int | None:
+    if value is None or value == "":
+        if required:
+            raise InvalidRequest(reason, f"The '{name}' query parameter is required.")
+        return None
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise InvalidRequest(reason, f"The '{name}' query parameter must be a whole number.") from exc

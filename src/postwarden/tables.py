@@ -1,0 +1,22 @@
+"""Imports every table, so ``Base.metadata`` is complete for migrations and tests."""
+
+from postwarden.accounts.models import Account
+from postwarden.audit import AuditEvent
+from postwarden.db import Base
+from postwarden.servers.models import MessageStream, Server
+from postwarden.tokens.models import AccountToken, ServerToken
+from postwarden.users.models import Membership, User
+
+metadata = Base.metadata
+
+__all__ = [
+    "Account",
+    "AccountToken",
+    "AuditEvent",
+    "Membership",
+    "MessageStream",
+    "Server",
+    "ServerToken",
+    "User",
+    "metadata",
+]

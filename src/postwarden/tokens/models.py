@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, LargeBinary, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from postwarden.db import Base, UTCDateTime, utcnow
+
+
+class AccountToken(Base):
+    """An ``X-Postmark-Account-Token``: reaches the whole account at Admin level."""
+
+    __tablename__ = "account_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    secret_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    #: Postmark refuses server deletion over the API unless support enables it; here the Owner does.
+    can_delete_servers: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class ServerToken(Base):
+    """An ``X-Postmark-Server-Token``: reaches one server's API."""
+
+    __tablename__ = "server_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), index=True)
+    secret_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+    secret_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
