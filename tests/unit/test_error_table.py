@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from postwarden.errors import Reason
+from postwarden.surfaces.postmark.errors import POSTMARK_CODES
+
+ERRORS_DOC = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
+
+
+def test_every_reason_has_a_postmark_code() -> None:
+    assert set(POSTMARK_CODES) == set(Reason)
+
+
+def test_every_wire_code_is_documented() -> None:
+    documented = ERRORS_DOC.read_text()
+    for reason, (status, code) in POSTMARK_CODES.items():
+        assert f"| {status} | {code} |" in documented, f"{reason}: {status}/{code} missing from docs/errors.md"
+
+
+def test_postwarden_codes_stay_in_the_reserved_range() -> None:
+    postmark_codes = {10, 402, 429} | set(range(600, 616))
+    for reason, (_status, code) in POSTMARK_CODES.items():
+        assert code in postmark_codes or 9000 <= code <= 9999, reason
