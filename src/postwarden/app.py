@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -27,23 +28,33 @@ from postwarden.runtime import Runtime
 from postwarden.surfaces.http import JSONBytesResponse, Metrics, RequestMiddleware
 from postwarden.surfaces.postmark.auth import Authenticator
 from postwarden.surfaces.postmark.errors import postmark_error, postmark_error_response
+from postwarden.surfaces.postmark.hot_reads import HotReads
 from postwarden.surfaces.postmark.routing import LenientPostmarkRequests
-from postwarden.surfaces.postmark.schemas import ErrorResponse
+from postwarden.surfaces.postmark.schemas import SECURITY_SCHEMES, ErrorResponse
 from postwarden.surfaces.postmark.servers import servers_router
 
 logger = logging.getLogger("postwarden")
 
+
+def _header(description: str) -> dict[str, object]:
+    return {"description": description, "required": True, "schema": {"type": "string"}}
+
+
 ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": ErrorResponse, "description": description}
-    for status, description in {
-        401: "Missing, unknown or wrong kind of API token (ErrorCode 10)",
-        403: "The token may not do this",
-        404: "Unknown route or entity",
-        405: "Method not allowed on this path",
-        422: "Request understood but refused; ErrorCode says why",
-        429: "Rate limit exceeded (ErrorCode 429); see Retry-After",
-        500: "Unexpected error (ErrorCode 101)",
-    }.items()
+    status: {
+        "model": ErrorResponse,
+        "description": description,
+        "headers": {"X-PM-ApiErrorCode": _header("The ErrorCode of the body, as Postmark sends it"), **headers},
+    }
+    for status, description, headers in (
+        (401, "Missing, unknown or wrong kind of API token (ErrorCode 10)", {}),
+        (403, "The token may not do this", {}),
+        (404, "Unknown route or entity", {}),
+        (405, "Method not allowed on this path", {"Allow": _header("The methods this path answers")}),
+        (422, "Request understood but refused; ErrorCode says why", {}),
+        (429, "Rate limit exceeded (ErrorCode 429)", {"Retry-After": _header("Seconds until the next request")}),
+        (500, "Unexpected error (ErrorCode 101)", {}),
+    )
 }
 
 
@@ -84,6 +95,15 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> ASGIApp
         responses=ERROR_RESPONSES,
     )
     app.state.runtime = runtime
+
+    def openapi_with_token_headers() -> dict[str, Any]:
+        # The routes authenticate by reading the token headers themselves (no FastAPI
+        # security dependency on the hot path), so their schemes are declared here.
+        document = FastAPI.openapi(app)
+        document.setdefault("components", {}).setdefault("securitySchemes", SECURITY_SCHEMES)
+        return document
+
+    app.openapi = openapi_with_token_headers  # type: ignore[method-assign]
 
     @app.exception_handler(PostwardenError)
     async def domain_error(_request: Request, exc: PostwardenError) -> Response:
@@ -139,7 +159,13 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> ASGIApp
             return postmark_error(503, 100, "The database is not reachable.")
         return JSONBytesResponse({"Status": "ready"})
 
-    @app.get("/metrics", tags=["Operations"], summary="Prometheus metrics", response_class=Response)
+    @app.get(
+        "/metrics",
+        tags=["Operations"],
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+    )
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -156,7 +182,8 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> ASGIApp
             {"Retry-After": str(verdict.reset_seconds)},
         )
 
-    lenient = LenientPostmarkRequests(app, [route.path for route in postmark_routes])
+    hot_reads = HotReads(app, runtime, {route.path: route for route in postmark_routes})
+    lenient = LenientPostmarkRequests(hot_reads, [route.path for route in postmark_routes])
     return RequestMiddleware(
         lenient, limiter=limiter, metrics=metrics, rate_limited=rate_limited, access_log=settings.access_log
     )

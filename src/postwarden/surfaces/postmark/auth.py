@@ -56,7 +56,7 @@ class Authenticator:
                 Reason.WRONG_CREDENTIAL_KIND,
                 f"This endpoint needs a {kind} token in the {header} header; {given} token was given.",
             )
-        return _actor_for(principal, request)
+        return actor_for(principal, _context_of(request))
 
     async def _principal(self, presented: str) -> Principal | None:
         cache = self.runtime.cache
@@ -73,13 +73,16 @@ class Authenticator:
             return TokenService(session, self.runtime).find_principal(presented)
 
 
-def _actor_for(principal: Principal, request: Request) -> Actor:
+def _context_of(request: Request) -> RequestContext:
     client = request.client
-    context = RequestContext(
+    return RequestContext(
         request_id=request.scope.get("state", {}).get("request_id", ""),
         ip=client.host if client else "",
         user_agent=request.headers.get("user-agent", ""),
     )
+
+
+def actor_for(principal: Principal, context: RequestContext) -> Actor:
     if principal.kind == Credential.SERVER_TOKEN.value:
         return Actor(
             credential=Credential.SERVER_TOKEN,

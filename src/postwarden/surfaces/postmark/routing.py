@@ -18,6 +18,10 @@ from postwarden.errors import InvalidRequest, Reason
 
 Model = TypeVar("Model", bound=BaseModel)
 
+#: The largest whole number a query parameter may carry: what SQLite and PostgreSQL store (64-bit).
+MAX_QUERY_INT = 2**63 - 1
+UNSTORABLE_TEXT = "text must be valid Unicode without NUL characters"
+
 
 class LenientPostmarkRequests:
     """ASGI wrapper that rewrites a request to the canonical form of a Postmark route.
@@ -82,7 +86,7 @@ async def read_body(request: Request, model: type[Model]) -> Model:
     if raw.strip():
         try:
             data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             raise InvalidRequest(Reason.INVALID_JSON, "Received invalid JSON input.") from exc
     if data is None:
         data = {}
@@ -90,6 +94,9 @@ async def read_body(request: Request, model: type[Model]) -> Model:
         raise InvalidRequest(Reason.INVALID_JSON, "The request body must be a JSON object.")
     names = _field_names(model)
     given = {names[key.lower()]: value for key, value in data.items() if value is not None and key.lower() in names}
+    for field, value in given.items():
+        if not storable(value):
+            raise InvalidRequest(Reason.INVALID_FIELD, f"Invalid value for '{field}': {UNSTORABLE_TEXT}.")
     try:
         return model.model_validate(given)
     except ValidationError as exc:
@@ -104,6 +111,33 @@ def parse_int(value: str | None, name: str, reason: Reason, *, required: bool) -
             raise InvalidRequest(reason, f"The '{name}' query parameter is required.")
         return None
     try:
-        return int(value)
+        number = int(value)
     except ValueError as exc:
         raise InvalidRequest(reason, f"The '{name}' query parameter must be a whole number.") from exc
+    if abs(number) > MAX_QUERY_INT:
+        raise InvalidRequest(reason, f"The '{name}' query parameter is out of range.")
+    return number
+
+
+def parse_text(value: str | None, name: str, reason: Reason) -> str | None:
+    if value is not None and not storable(value):
+        raise InvalidRequest(reason, f"The '{name}' query parameter is invalid: {UNSTORABLE_TEXT}.")
+    return value
+
+
+def storable(value: Any) -> bool:
+    """False for text that is valid JSON but that no database stores: NUL characters and
+    unpaired surrogates (PostgreSQL refuses the first, every UTF-8 encoder the second)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return False
+        try:
+            value.encode()
+        except UnicodeEncodeError:
+            return False
+        return True
+    if isinstance(value, list):
+        return all(storable(item) for item in value)
+    if isinstance(value, dict):
+        return all(storable(key) and storable(item) for key, item in value.items())
+    return True

@@ -2,13 +2,59 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic.config import JsonDict
 
 from postwarden.config import Settings
 from postwarden.servers.models import Server
-from postwarden.servers.service import ServerFields
+from postwarden.servers.service import COLORS, DELIVERY_TYPES, NAME_MAX_LENGTH, TRACK_LINKS, ServerFields
+from postwarden.surfaces.postmark.auth import ACCOUNT_HEADER, SERVER_HEADER
+
+SECURITY_SCHEMES: Final[dict[str, Any]] = {
+    "AccountToken": {
+        "type": "apiKey",
+        "in": "header",
+        "name": ACCOUNT_HEADER,
+        "description": "Account API token: /servers and the other account-wide endpoints.",
+    },
+    "ServerToken": {
+        "type": "apiKey",
+        "in": "header",
+        "name": SERVER_HEADER,
+        "description": "Server API token: /server and the endpoints of that one server.",
+    },
+}
+ACCOUNT_TOKEN: Final[dict[str, Any]] = {"security": [{"AccountToken": []}]}
+SERVER_TOKEN: Final[dict[str, Any]] = {"security": [{"ServerToken": []}]}
+
+# The request models below stay loose (any string, any int) so that the service, not the
+# parser, refuses a bad value with its own ErrorCode (607, 611, 612...); their JSON schema
+# states what is actually accepted.
+NAME_SCHEMA: Final[JsonDict] = {"pattern": r"\S", "maxLength": NAME_MAX_LENGTH}
+HOOK_URL_SCHEMA: Final[JsonDict] = {
+    "description": 'An http(s) URL of a public host (ErrorCode 606 otherwise), or "" for none',
+    "pattern": r"^([Hh][Tt][Tt][Pp][Ss]?://\S+)?$",
+}
+DOMAIN_SCHEMA: Final[JsonDict] = {
+    "pattern": r"^$|^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$",
+    "maxLength": 253,
+}
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON has one number type: 5.0 is the integer 5 (JSON Schema agrees), but "5" is not.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WholeInt = Annotated[StrictInt, BeforeValidator(_whole_number)]
+
+
+def any_case(*values: str) -> JsonDict:
+    """The accepted values in their usual spellings (any case is accepted), or null."""
+    spellings: list[Any] = list(dict.fromkeys([*values, *(value.lower() for value in values)]))
+    return {"enum": [*spellings, None]}
 
 
 class PostmarkModel(BaseModel):
@@ -23,20 +69,22 @@ class ErrorResponse(PostmarkModel):
 class ServerRequestFields(PostmarkModel):
     """Fields a server create or edit may carry; all optional on the wire."""
 
-    Name: StrictStr | None = None
-    Color: StrictStr | None = None
+    Name: StrictStr | None = Field(default=None, json_schema_extra=NAME_SCHEMA)
+    Color: StrictStr | None = Field(
+        default=None, description="Any case", json_schema_extra=any_case(*(c.capitalize() for c in COLORS))
+    )
     SmtpApiActivated: StrictBool | None = None
     RawEmailEnabled: StrictBool | None = None
-    InboundHookUrl: StrictStr | None = None
-    BounceHookUrl: StrictStr | None = None
-    OpenHookUrl: StrictStr | None = None
-    DeliveryHookUrl: StrictStr | None = None
-    ClickHookUrl: StrictStr | None = None
+    InboundHookUrl: StrictStr | None = Field(default=None, json_schema_extra=HOOK_URL_SCHEMA)
+    BounceHookUrl: StrictStr | None = Field(default=None, json_schema_extra=HOOK_URL_SCHEMA)
+    OpenHookUrl: StrictStr | None = Field(default=None, json_schema_extra=HOOK_URL_SCHEMA)
+    DeliveryHookUrl: StrictStr | None = Field(default=None, json_schema_extra=HOOK_URL_SCHEMA)
+    ClickHookUrl: StrictStr | None = Field(default=None, json_schema_extra=HOOK_URL_SCHEMA)
     PostFirstOpenOnly: StrictBool | None = None
-    InboundDomain: StrictStr | None = None
-    InboundSpamThreshold: StrictInt | None = None
+    InboundDomain: StrictStr | None = Field(default=None, json_schema_extra=DOMAIN_SCHEMA)
+    InboundSpamThreshold: WholeInt | None = Field(default=None, json_schema_extra={"minimum": 0, "maximum": 30})
     TrackOpens: StrictBool | None = None
-    TrackLinks: StrictStr | None = None
+    TrackLinks: StrictStr | None = Field(default=None, description="Any case", json_schema_extra=any_case(*TRACK_LINKS))
     IncludeBounceContentInHook: StrictBool | None = None
     EnableSmtpApiErrorHooks: StrictBool | None = None
 
@@ -62,9 +110,22 @@ class ServerRequestFields(PostmarkModel):
         )
 
 
+def _name_required(schema: JsonDict) -> None:
+    # Missing, null or blank is ErrorCode 608 from the service; the document says so up front.
+    properties = schema["properties"]
+    assert isinstance(properties, dict)
+    properties["Name"] = {"type": "string", "description": "Unique in the account (ErrorCode 603).", **NAME_SCHEMA}
+    schema["required"] = ["Name"]
+
+
 class CreateServerRequest(ServerRequestFields):
-    Name: StrictStr | None = Field(default=None, description="Required. Unique in the account (ErrorCode 603).")
-    DeliveryType: StrictStr | None = Field(default=None, description="Live (default) or Sandbox; set on create only.")
+    model_config = ConfigDict(json_schema_extra=_name_required)
+
+    DeliveryType: StrictStr | None = Field(
+        default=None,
+        description="Live (default) or Sandbox, any case; set on create only.",
+        json_schema_extra=any_case(*DELIVERY_TYPES),
+    )
 
     def to_fields(self, **extra: Any) -> ServerFields:
         return super().to_fields(delivery_type=self.DeliveryType, **extra)
@@ -73,7 +134,12 @@ class CreateServerRequest(ServerRequestFields):
 class EditServerRequest(ServerRequestFields):
     """Partial update: an absent or ``null`` field keeps its value."""
 
-    DeliveryType: StrictStr | None = Field(default=None, description="Ignored: fixed at creation.")
+    # Nothing to change is ErrorCode 609.
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    DeliveryType: StrictStr | None = Field(
+        default=None, description="Ignored: fixed at creation.", json_schema_extra=any_case(*DELIVERY_TYPES)
+    )
 
     def to_fields(self, **extra: Any) -> ServerFields:
         return super().to_fields(delivery_type=self.DeliveryType, **extra)
@@ -83,10 +149,10 @@ class ServerResponse(PostmarkModel):
     ID: int
     Name: str
     ApiTokens: list[str]
-    Color: str
+    Color: str = Field(json_schema_extra={"enum": list(dict.fromkeys(COLORS.values()))})
     SmtpApiActivated: bool
     RawEmailEnabled: bool
-    DeliveryType: str
+    DeliveryType: str = Field(json_schema_extra={"enum": list(DELIVERY_TYPES)})
     ServerLink: str
     InboundAddress: str
     InboundHookUrl: str
@@ -98,7 +164,7 @@ class ServerResponse(PostmarkModel):
     InboundHash: str
     InboundSpamThreshold: int
     TrackOpens: bool
-    TrackLinks: str
+    TrackLinks: str = Field(json_schema_extra={"enum": list(TRACK_LINKS)})
     IncludeBounceContentInHook: bool
     ClickHookUrl: str
     EnableSmtpApiErrorHooks: bool

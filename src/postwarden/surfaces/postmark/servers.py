@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,11 +14,13 @@ from postwarden.errors import NotFound, Reason
 from postwarden.identity import Actor
 from postwarden.policy import Permission, require
 from postwarden.runtime import Runtime
-from postwarden.servers.service import ServerService
+from postwarden.servers.service import MAX_PAGE_SIZE, ServerService
 from postwarden.surfaces.http import JSONBytesResponse, dump_json
 from postwarden.surfaces.postmark.auth import Authenticator
-from postwarden.surfaces.postmark.routing import parse_int, read_body
+from postwarden.surfaces.postmark.routing import MAX_QUERY_INT, parse_int, parse_text, read_body
 from postwarden.surfaces.postmark.schemas import (
+    ACCOUNT_TOKEN,
+    SERVER_TOKEN,
     ActionResponse,
     CreateServerRequest,
     EditServerRequest,
@@ -28,13 +30,54 @@ from postwarden.surfaces.postmark.schemas import (
 )
 
 Result = TypeVar("Result")
-ServerId = Annotated[str, "server id"]
+# Parsed by _server_id (any other text is ErrorCode 601); SERVER_ID documents it.
+ServerId = Annotated[str, Path(include_in_schema=False)]
+#: Entity ids are 32-bit integer columns.
+MAX_ID = 2**31 - 1
 
 
-def body_schema(model: type[CreateServerRequest] | type[EditServerRequest]) -> dict[str, object]:
+SERVER_ID: dict[str, object] = {
+    "parameters": [
+        {
+            "name": "server_id",
+            "in": "path",
+            "required": True,
+            "description": "The server's ID (ErrorCode 601 when it names no server of this account)",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        }
+    ]
+}
+SERVER_LIST_PARAMETERS: list[dict[str, object]] = [
+    {
+        "name": "count",
+        "in": "query",
+        "required": True,
+        "description": "Servers per page (ErrorCode 600 when missing or out of range)",
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+    },
+    {
+        "name": "offset",
+        "in": "query",
+        "required": True,
+        "description": "Servers to skip (ErrorCode 600 when missing or out of range)",
+        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_QUERY_INT},
+    },
+    {
+        "name": "name",
+        "in": "query",
+        "required": False,
+        "description": "Only servers whose name contains this text, in any case",
+        "schema": {"type": "string"},
+    },
+]
+
+
+def body_schema(
+    model: type[CreateServerRequest] | type[EditServerRequest], *, required: bool = False
+) -> dict[str, object]:
     return {
         "requestBody": {
-            "required": False,
+            "required": required,
             "content": {
                 "application/json": {"schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}
             },
@@ -71,16 +114,24 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         runtime.cache.put_server(server_id, account_id, rendered, read_at_generation=generation)
         return JSONBytesResponse(rendered)
 
-    @router.get("/servers", response_model=ServerListResponse, summary="List servers")
+    @router.get(
+        "/servers",
+        response_model=ServerListResponse,
+        summary="List servers",
+        openapi_extra={"parameters": SERVER_LIST_PARAMETERS, **ACCOUNT_TOKEN},
+    )
     async def list_servers(
         request: Request,
-        count: Annotated[str | None, Query(description="1-500, required")] = None,
-        offset: Annotated[str | None, Query(description="0 or more, required")] = None,
-        name: Annotated[str | None, Query(description="Substring of the server name")] = None,
+        # Parsed here rather than by FastAPI so that bad paging answers with Postmark's
+        # ErrorCode 600; SERVER_LIST_PARAMETERS documents them as the API enforces them.
+        count: Annotated[str | None, Query(include_in_schema=False)] = None,
+        offset: Annotated[str | None, Query(include_in_schema=False)] = None,
+        name: Annotated[str | None, Query(include_in_schema=False)] = None,
     ) -> Response:
         actor = await auth.account_actor(request)
         page_size = parse_int(count, "count", Reason.SERVER_QUERY_INVALID, required=True) or 0
         start = parse_int(offset, "offset", Reason.SERVER_QUERY_INVALID, required=True) or 0
+        name = parse_text(name, "name", Reason.SERVER_QUERY_INVALID)
 
         def work(service: ServerService) -> bytes:
             page = service.list_servers(actor.account_id or 0, count=page_size, offset=start, name=name)
@@ -97,7 +148,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/servers",
         response_model=ServerResponse,
         summary="Create a server",
-        openapi_extra=body_schema(CreateServerRequest),
+        openapi_extra={**body_schema(CreateServerRequest, required=True), **ACCOUNT_TOKEN},
     )
     async def create_server(request: Request) -> Response:
         actor = await auth.account_actor(request)
@@ -109,7 +160,12 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
 
         return JSONBytesResponse(await in_transaction(work, actor, write=True))
 
-    @router.get("/servers/{server_id}", response_model=ServerResponse, summary="Get a server")
+    @router.get(
+        "/servers/{server_id}",
+        response_model=ServerResponse,
+        summary="Get a server",
+        openapi_extra={**SERVER_ID, **ACCOUNT_TOKEN},
+    )
     async def get_server(request: Request, server_id: ServerId) -> Response:
         actor = await auth.account_actor(request)
         return await cached_server(actor, actor.account_id or 0, _server_id(server_id))
@@ -118,7 +174,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/servers/{server_id}",
         response_model=ServerResponse,
         summary="Edit a server (partial)",
-        openapi_extra=body_schema(EditServerRequest),
+        openapi_extra={**SERVER_ID, **body_schema(EditServerRequest, required=True), **ACCOUNT_TOKEN},
     )
     async def edit_server(request: Request, server_id: ServerId) -> Response:
         actor = await auth.account_actor(request)
@@ -131,14 +187,24 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
 
         return JSONBytesResponse(await in_transaction(work, actor, write=True))
 
-    @router.delete("/servers/{server_id}", response_model=ActionResponse, summary="Delete a server")
+    @router.delete(
+        "/servers/{server_id}",
+        response_model=ActionResponse,
+        summary="Delete a server",
+        openapi_extra={**SERVER_ID, **ACCOUNT_TOKEN},
+    )
     async def delete_server(request: Request, server_id: ServerId) -> Response:
         actor = await auth.account_actor(request)
         target = _server_id(server_id)
         name = await in_transaction(lambda s: s.delete_server(actor.account_id or 0, target), actor, write=True)
         return JSONBytesResponse({"ErrorCode": 0, "Message": f"Server {name} removed."})
 
-    @router.get("/server", response_model=ServerResponse, summary="Get the server of this server token")
+    @router.get(
+        "/server",
+        response_model=ServerResponse,
+        summary="Get the server of this server token",
+        openapi_extra=SERVER_TOKEN,
+    )
     async def current_server(request: Request) -> Response:
         actor = await auth.server_actor(request)
         return await cached_server(actor, actor.account_id or 0, actor.server_id or 0)
@@ -147,7 +213,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/server",
         response_model=ServerResponse,
         summary="Edit the server of this server token (partial)",
-        openapi_extra=body_schema(EditServerRequest),
+        openapi_extra={**body_schema(EditServerRequest, required=True), **SERVER_TOKEN},
     )
     async def edit_current_server(request: Request) -> Response:
         actor = await auth.server_actor(request)
@@ -163,6 +229,8 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
 
 
 def _server_id(raw: str) -> int:
-    if not raw.isdigit() or len(raw) > 18:
+    # ASCII digits only ("²".isdigit() is true, and int() refuses it), and no more than an
+    # id column holds: PostgreSQL refuses a larger number instead of finding nothing.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > MAX_ID:
         raise NotFound(Reason.SERVER_NOT_FOUND, f"Server {raw} was not found.")
     return int(raw)

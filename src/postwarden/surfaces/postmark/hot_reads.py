@@ -1,0 +1,80 @@
+"""The reads integrations poll most (``GET /server``, ``GET /servers/{id}``), answered
+from the per-process cache without the framework's routing and dependency machinery.
+
+Only a complete cache hit is answered here: a known token of the right kind, a cached
+server of the caller's account, and policy's yes. Anything else (a miss, any error) falls
+through to the regular route, which does the same work in full and renders errors.
+"""
+
+from __future__ import annotations
+
+import re
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from postwarden.cache import Principal
+from postwarden.identity import Credential, RequestContext
+from postwarden.policy import Permission, allows
+from postwarden.runtime import Runtime
+from postwarden.surfaces.http import JSON_MEDIA_TYPE
+from postwarden.surfaces.postmark.auth import actor_for
+
+_SERVER_BY_ID = re.compile(r"^/servers/([0-9]{1,10})$")
+_CONTENT_TYPE = (b"content-type", JSON_MEDIA_TYPE.encode())
+_NO_CONTEXT = RequestContext()  # reads write no audit event
+
+
+class HotReads:
+    def __init__(self, app: ASGIApp, runtime: Runtime, routes: dict[str, object]) -> None:
+        self.app = app
+        self.runtime = runtime
+        #: route path -> route object, so metrics and logs name the route as usual
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "GET":
+            body = self._cached_answer(scope)
+            if body is not None:
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 200,
+                        "headers": [_CONTENT_TYPE, (b"content-length", str(len(body)).encode())],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+    def _cached_answer(self, scope: Scope) -> bytes | None:
+        path: str = scope["path"]
+        if path == "/server":
+            principal = self._principal(scope, b"x-postmark-server-token", Credential.SERVER_TOKEN)
+            if principal is None or principal.server_id is None:
+                return None
+            server_id = principal.server_id
+        else:
+            match = _SERVER_BY_ID.match(path)
+            if match is None:
+                return None
+            principal = self._principal(scope, b"x-postmark-account-token", Credential.ACCOUNT_TOKEN)
+            if principal is None:
+                return None
+            server_id = int(match.group(1))
+            path = "/servers/{server_id}"
+        cached = self.runtime.cache.get_server(server_id)
+        if cached is None or cached[0] != principal.account_id:
+            return None
+        actor = actor_for(principal, _NO_CONTEXT)
+        for permission in (Permission.SERVERS_READ, Permission.SERVER_TOKENS_READ):
+            if not allows(actor, permission, account_id=principal.account_id, server_id=server_id):
+                return None
+        scope["route"] = self.routes.get(path)
+        return cached[1]
+
+    def _principal(self, scope: Scope, header: bytes, kind: Credential) -> Principal | None:
+        for name, value in scope["headers"]:
+            if name == header:
+                principal = self.runtime.cache.get_principal(self.runtime.keyring.digest(value.decode("latin-1")))
+                return principal if principal is not None and principal.kind == kind.value else None
+        return None
