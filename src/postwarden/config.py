@@ -37,7 +37,7 @@ class Settings(BaseSettings):
 
     #: How long a worker may serve a cached token or server after another worker changed it,
     #: when no Redis carries invalidations between workers.
-    cache_ttl_seconds: float = 5.0
+    cache_ttl_seconds: float = 2.0
     access_log: bool = True
     #: Domain of each server's ``InboundAddress`` (``<hash>@<domain>``).
     inbound_address_domain: str = "inbound.postwarden.localhost"

@@ -5,15 +5,18 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from pydantic import ValidationError
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from postwarden.accounts.service import AccountService, NewAccount
+from postwarden.cache import INVALIDATION_CHANNEL
 from postwarden.config import Settings, load_settings
 from postwarden.errors import PostwardenError
 from postwarden.identity import Actor
@@ -52,7 +55,31 @@ def _settings() -> Settings:
 
 
 def _runtime() -> Runtime:
-    return Runtime.start(_settings())
+    runtime = Runtime.start(_settings())
+    _require_migrated(runtime)
+    if runtime.settings.redis_url:
+        _publish_invalidations(runtime)
+    return runtime
+
+
+def _publish_invalidations(runtime: Runtime) -> None:
+    """Running servers drop what a command changed at once, as they do for each other's changes."""
+    from redis import Redis, RedisError
+
+    redis = Redis.from_url(runtime.settings.redis_url)
+
+    def publish(message: str) -> None:
+        try:
+            redis.publish(INVALIDATION_CHANNEL, message)
+        except RedisError as exc:
+            # The change is committed; only the running servers' caches lag behind.
+            click.echo(
+                f"warning: could not notify running servers over Redis ({exc}); "
+                f"they may use what they cached for up to {runtime.settings.cache_ttl_seconds:g} seconds",
+                err=True,
+            )
+
+    runtime.cache.publish = publish
 
 
 def _operator(label: str) -> Actor:
@@ -60,6 +87,13 @@ def _operator(label: str) -> Actor:
 
 
 def _require_migrated(runtime: Runtime) -> None:
+    url = make_url(runtime.settings.resolved_database_url)
+    if (
+        url.get_backend_name() == "sqlite"
+        and url.database not in {None, "", ":memory:"}
+        and not Path(url.database).exists()
+    ):
+        raise click.ClickException(f"there is no database at {url.database} yet: run `postwarden migrate`")
     head = ScriptDirectory.from_config(alembic_config(runtime.settings.resolved_database_url)).get_current_head()
     with runtime.db.engine.connect() as connection:
         current = MigrationContext.configure(connection).get_current_revision()
@@ -98,7 +132,6 @@ def init(
 ) -> None:
     """Create an account with its Owner and account token."""
     runtime = _runtime()
-    _require_migrated(runtime)
     with runtime.db.session_scope() as session:
         created = AccountService(session, _operator("init"), runtime).create_account(
             account_name, owner_email=owner_email, owner_password=owner_password, server_limit=server_limit
@@ -147,7 +180,6 @@ def serve(host: str, port: int, workers: int) -> None:
 
     runtime = _runtime()
     _ = runtime.settings.resolved_secret_key  # generated here, before workers start, so all share it
-    _require_migrated(runtime)
     _create_demo_account_once(runtime)
     runtime.db.dispose()
     click.echo(f"postwarden serving on http://{host}:{port}", err=True)
@@ -282,7 +314,11 @@ def tokens_show(account_id: int | None, as_json: bool) -> None:
 @click.option("--account-token", "account_token_id", type=int, default=None, help="Replace this account token.")
 @friendly_errors
 def tokens_rotate(server_id: int | None, account_token_id: int | None) -> None:
-    """Replace a token: the old one stops working at once; the new one is printed."""
+    """Replace a token and print the new one.
+
+    Running servers refuse the old token at once when they share POSTWARDEN_REDIS_URL with
+    this command, otherwise within POSTWARDEN_CACHE_TTL_SECONDS.
+    """
     if (server_id is None) == (account_token_id is None):
         raise click.UsageError("give exactly one of --server ID or --account-token ID")
     runtime = _runtime()
