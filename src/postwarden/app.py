@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TextIO
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
@@ -25,7 +25,7 @@ from postwarden.config import Settings
 from postwarden.errors import PostwardenError
 from postwarden.ratelimit import MemoryBackend, RateLimiter, RedisBackend, Verdict, parse_rate
 from postwarden.runtime import Runtime
-from postwarden.surfaces.http import JSONBytesResponse, Metrics, RequestMiddleware
+from postwarden.surfaces.http import AccessLog, JSONBytesResponse, Metrics, RequestMiddleware
 from postwarden.surfaces.postmark.auth import Authenticator
 from postwarden.surfaces.postmark.errors import postmark_error, postmark_error_response
 from postwarden.surfaces.postmark.hot_reads import HotReads
@@ -58,7 +58,10 @@ ERROR_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-def create_app(settings: Settings, *, runtime: Runtime | None = None) -> ASGIApp:
+def create_app(
+    settings: Settings, *, runtime: Runtime | None = None, access_log_stream: TextIO | None = None
+) -> ASGIApp:
+    """The whole HTTP service. ``access_log_stream`` defaults to stderr."""
     runtime = runtime or Runtime.start(settings)
     auth = Authenticator(runtime)
     limiter_backend: MemoryBackend | RedisBackend = (
@@ -185,7 +188,11 @@ def create_app(settings: Settings, *, runtime: Runtime | None = None) -> ASGIApp
     hot_reads = HotReads(app, runtime, {route.path: route for route in postmark_routes})
     lenient = LenientPostmarkRequests(hot_reads, [route.path for route in postmark_routes])
     return RequestMiddleware(
-        lenient, limiter=limiter, metrics=metrics, rate_limited=rate_limited, access_log=settings.access_log
+        lenient,
+        limiter=limiter,
+        metrics=metrics,
+        rate_limited=rate_limited,
+        access_log=AccessLog(access_log_stream) if settings.access_log else None,
     )
 
 
