@@ -74,9 +74,16 @@ class ServerFields:
 
 @dataclass(frozen=True)
 class ServerPage:
+    """One page of a listing: the ids in order, and how many servers match in all."""
+
     total: int
-    servers: list[Server]
-    tokens: dict[int, list[str]]
+    server_ids: list[int]
+
+
+@dataclass(frozen=True)
+class ServerWithTokens:
+    server: Server
+    api_tokens: list[str]
 
 
 class ServerService:
@@ -106,12 +113,25 @@ class ServerService:
             )
         if offset < 0:
             raise InvalidRequest(Reason.SERVER_QUERY_INVALID, "The 'offset' parameter must be 0 or more.")
-        query = select(Server).where(Server.account_id == account_id)
+        query = select(Server.id).where(Server.account_id == account_id)
         if name:
             query = query.where(Server.name_key.contains(name.lower(), autoescape=True))
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        servers = list(self.session.scalars(query.order_by(Server.name_key, Server.id).limit(count).offset(offset)))
-        return ServerPage(total, servers, self.tokens.server_tokens_by_server([s.id for s in servers]))
+        ids = list(self.session.scalars(query.order_by(Server.name_key, Server.id).limit(count).offset(offset)))
+        return ServerPage(total, ids)
+
+    def load_servers(self, account_id: int, server_ids: list[int]) -> list[ServerWithTokens]:
+        """The account's servers among ``server_ids``, in that order, with their API tokens."""
+        require(self.actor, Permission.SERVERS_READ, account_id=account_id)
+        require(self.actor, Permission.SERVER_TOKENS_READ, account_id=account_id)
+        found = {
+            server.id: server
+            for server in self.session.scalars(
+                select(Server).where(Server.account_id == account_id, Server.id.in_(server_ids))
+            )
+        }
+        tokens = self.tokens.server_tokens_by_server(list(found))
+        return [ServerWithTokens(found[i], tokens[i]) for i in server_ids if i in found]
 
     def api_tokens(self, server: Server) -> list[str]:
         require(self.actor, Permission.SERVER_TOKENS_READ, account_id=server.account_id, server_id=server.id)

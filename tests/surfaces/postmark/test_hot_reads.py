@@ -52,3 +52,19 @@ def test_rotated_token_stops_working_on_the_fast_path(
     assert client.get("/server", headers=old).status_code == 401
     fresh = client.get("/server", headers={"X-Postmark-Server-Token": new_token}).json()
     assert fresh["ApiTokens"] == [new_token]
+
+
+def test_listing_reuses_and_respects_the_cache(
+    client: TestClient, account_headers: dict[str, str], runtime: Runtime
+) -> None:
+    for name in ("A", "B", "C"):
+        client.post("/servers", json={"Name": name}, headers=account_headers)
+    cold = client.get("/servers?count=500&offset=0", headers=account_headers)
+    assert all(runtime.cache.get_server(s["ID"]) is not None for s in cold.json()["Servers"])
+    warm = client.get("/servers?count=500&offset=0", headers=account_headers)
+    assert warm.content == cold.content
+    b_id = cold.json()["Servers"][1]["ID"]
+    client.put(f"/servers/{b_id}", json={"Color": "red"}, headers=account_headers)
+    after = client.get("/servers?count=500&offset=0", headers=account_headers).json()
+    assert [s["Color"] for s in after["Servers"]] == ["purple", "red", "purple"]
+    assert after["TotalCount"] == 3

@@ -279,7 +279,9 @@ def tokens_show(account_id: int | None, as_json: bool) -> None:
             else [s.account for s in accounts_service.list_accounts()]
         )
         for account in chosen:
-            page = ServerService(session, operator, runtime).list_servers(account.id, count=500, offset=0)
+            servers = ServerService(session, operator, runtime)
+            page = servers.list_servers(account.id, count=500, offset=0)
+            loaded = servers.load_servers(account.id, page.server_ids)
             result.append(
                 {
                     "AccountID": account.id,
@@ -293,7 +295,10 @@ def tokens_show(account_id: int | None, as_json: bool) -> None:
                         }
                         for t in token_service.account_tokens(account.id)
                     ],
-                    "Servers": [{"ID": s.id, "Name": s.name, "ApiTokens": page.tokens[s.id]} for s in page.servers],
+                    "Servers": [
+                        {"ID": entry.server.id, "Name": entry.server.name, "ApiTokens": entry.api_tokens}
+                        for entry in loaded
+                    ],
                 }
             )
     if as_json:

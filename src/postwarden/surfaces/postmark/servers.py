@@ -14,7 +14,7 @@ from postwarden.errors import NotFound, Reason
 from postwarden.identity import Actor
 from postwarden.policy import Permission, require
 from postwarden.runtime import Runtime
-from postwarden.servers.service import MAX_PAGE_SIZE, ServerService
+from postwarden.servers.service import MAX_PAGE_SIZE, ServerPage, ServerService
 from postwarden.surfaces.http import JSONBytesResponse, dump_json
 from postwarden.surfaces.postmark.auth import Authenticator
 from postwarden.surfaces.postmark.routing import MAX_QUERY_INT, parse_int, parse_text, read_body
@@ -100,6 +100,23 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         server = service.get_server(account_id, server_id)
         return dump_json(render_server(server, service.api_tokens(server), settings))
 
+    def rendered_servers(service: ServerService, page: ServerPage) -> list[bytes]:
+        """Each server of the page as JSON, from the cache where it is warm."""
+        account_id = service.actor.account_id or 0
+        generation = runtime.cache.generation
+        rendered: dict[int, bytes] = {}
+        for server_id in page.server_ids:
+            cached = runtime.cache.get_server(server_id)
+            if cached is not None and cached[0] == account_id:
+                rendered[server_id] = cached[1]
+        missing = [server_id for server_id in page.server_ids if server_id not in rendered]
+        if missing:
+            for loaded in service.load_servers(account_id, missing):
+                body = dump_json(render_server(loaded.server, loaded.api_tokens, settings))
+                runtime.cache.put_server(loaded.server.id, account_id, body, read_at_generation=generation)
+                rendered[loaded.server.id] = body
+        return [rendered[server_id] for server_id in page.server_ids if server_id in rendered]
+
     async def cached_server(actor: Actor, account_id: int, server_id: int) -> Response:
         """The hot read: policy, then the per-process cache, then the database."""
         require(actor, Permission.SERVERS_READ, account_id=account_id, server_id=server_id)
@@ -134,13 +151,9 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         name = parse_text(name, "name", Reason.SERVER_QUERY_INVALID)
 
         def work(service: ServerService) -> bytes:
-            page = service.list_servers(actor.account_id or 0, count=page_size, offset=start, name=name)
-            return dump_json(
-                {
-                    "TotalCount": page.total,
-                    "Servers": [render_server(s, page.tokens[s.id], settings) for s in page.servers],
-                }
-            )
+            account_id = actor.account_id or 0
+            page = service.list_servers(account_id, count=page_size, offset=start, name=name)
+            return b'{"TotalCount":%d,"Servers":[%b]}' % (page.total, b",".join(rendered_servers(service, page)))
 
         return JSONBytesResponse(await in_transaction(work, actor, write=False))
 
