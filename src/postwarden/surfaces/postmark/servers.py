@@ -14,6 +14,7 @@ from postwarden.errors import NotFound, Reason
 from postwarden.identity import Actor
 from postwarden.policy import Permission, require
 from postwarden.runtime import Runtime
+from postwarden.servers.models import Server
 from postwarden.servers.service import MAX_PAGE_SIZE, ServerPage, ServerService
 from postwarden.surfaces.http import JSONBytesResponse, dump_json
 from postwarden.surfaces.postmark.auth import Authenticator
@@ -96,8 +97,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
 
         return await run_in_threadpool(run)
 
-    def render(service: ServerService, account_id: int, server_id: int) -> bytes:
-        server = service.get_server(account_id, server_id)
+    def render(service: ServerService, server: Server) -> bytes:
         return dump_json(render_server(server, service.api_tokens(server), settings))
 
     def rendered_servers(service: ServerService, page: ServerPage) -> list[bytes]:
@@ -127,7 +127,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                 raise NotFound(Reason.SERVER_NOT_FOUND, f"Server {server_id} was not found.")
             return JSONBytesResponse(cached[1])
         generation = runtime.cache.generation
-        rendered = await in_transaction(lambda s: render(s, account_id, server_id), actor, write=False)
+        rendered = await in_transaction(lambda s: render(s, s.get_server(account_id, server_id)), actor, write=False)
         runtime.cache.put_server(server_id, account_id, rendered, read_at_generation=generation)
         return JSONBytesResponse(rendered)
 
@@ -167,11 +167,9 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         actor = await auth.account_actor(request)
         given = (await read_body(request, CreateServerRequest)).to_fields()
 
-        def work(service: ServerService) -> bytes:
-            server = service.create_server(actor.account_id or 0, given)
-            return dump_json(render_server(server, service.api_tokens(server), settings))
-
-        return JSONBytesResponse(await in_transaction(work, actor, write=True))
+        return JSONBytesResponse(
+            await in_transaction(lambda s: render(s, s.create_server(actor.account_id or 0, given)), actor, write=True)
+        )
 
     @router.get(
         "/servers/{server_id}",
@@ -194,11 +192,11 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         target = _server_id(server_id)
         given = (await read_body(request, EditServerRequest)).to_fields()
 
-        def work(service: ServerService) -> bytes:
-            server = service.update_server(actor.account_id or 0, target, given)
-            return dump_json(render_server(server, service.api_tokens(server), settings))
-
-        return JSONBytesResponse(await in_transaction(work, actor, write=True))
+        return JSONBytesResponse(
+            await in_transaction(
+                lambda s: render(s, s.update_server(actor.account_id or 0, target, given)), actor, write=True
+            )
+        )
 
     @router.delete(
         "/servers/{server_id}",
@@ -232,11 +230,12 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         actor = await auth.server_actor(request)
         given = (await read_body(request, EditServerRequest)).to_fields()
 
-        def work(service: ServerService) -> bytes:
-            server = service.update_server(actor.account_id or 0, actor.server_id or 0, given)
-            return dump_json(render_server(server, service.api_tokens(server), settings))
-
-        return JSONBytesResponse(await in_transaction(work, actor, write=True))
+        server_id = actor.server_id or 0
+        return JSONBytesResponse(
+            await in_transaction(
+                lambda s: render(s, s.update_server(actor.account_id or 0, server_id, given)), actor, write=True
+            )
+        )
 
     return router
 
