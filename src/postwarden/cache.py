@@ -8,9 +8,13 @@ entry lives at most ``cache_ttl_seconds`` (one process, the default, is always e
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+Value = TypeVar("Value")
 
 INVALIDATION_CHANNEL = "postwarden:cache-invalidation"
 
@@ -93,3 +97,35 @@ class HotCache:
     def _broadcast(self, message: str) -> None:
         if self.publish is not None:
             self.publish(message)
+
+
+class SingleFlight(Generic[Value]):
+    """Concurrent misses for one key share one load.
+
+    When an entry expires under load, every waiting request would otherwise query the
+    database at once; here the first loads and the others await its answer (or error).
+    """
+
+    def __init__(self) -> None:
+        self._inflight: dict[Hashable, asyncio.Future[Value]] = {}
+
+    async def run(self, key: Hashable, load: Callable[[], Awaitable[Value]]) -> Value:
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Value] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            value = await load()
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # the loader re-raises it; waiters need not retrieve it
+            raise
+        else:
+            future.set_result(value)
+            return value
+        finally:
+            del self._inflight[key]

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from postwarden.cache import HotCache, Principal
+import asyncio
+
+from postwarden.cache import HotCache, Principal, SingleFlight
 
 
 def principal(token_id: int, account_id: int, server_id: int | None) -> Principal:
@@ -56,3 +58,34 @@ def test_invalidations_are_published_for_other_processes() -> None:
     cache.invalidate_account(4)
     cache.apply("garbage")
     assert sent == ["server:3", "account:4"]
+
+
+def test_single_flight_shares_one_load_between_concurrent_misses() -> None:
+    loads: list[int] = []
+
+    async def load() -> str:
+        loads.append(1)
+        await asyncio.sleep(0.01)
+        return "value"
+
+    async def run() -> list[str]:
+        flight: SingleFlight[str] = SingleFlight()
+        first = await asyncio.gather(*(flight.run("k", load) for _ in range(20)))
+        second = await flight.run("k", load)  # the key is free again afterwards
+        return [*first, second]
+
+    assert asyncio.run(run()) == ["value"] * 21
+    assert len(loads) == 2
+
+
+def test_single_flight_gives_every_waiter_the_loaders_error() -> None:
+    async def fail() -> str:
+        await asyncio.sleep(0.01)
+        raise LookupError("gone")
+
+    async def run() -> list[BaseException | str]:
+        flight: SingleFlight[str] = SingleFlight()
+        return await asyncio.gather(*(flight.run("k", fail) for _ in range(3)), return_exceptions=True)
+
+    results = asyncio.run(run())
+    assert all(isinstance(r, LookupError) for r in results)

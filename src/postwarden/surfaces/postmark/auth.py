@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from postwarden.cache import Principal
+from postwarden.cache import Principal, SingleFlight
 from postwarden.errors import NotAuthenticated, Reason
 from postwarden.identity import Actor, Credential, RequestContext, Via
 from postwarden.policy import ACCOUNT_TOKEN_OPTIONAL_GRANTS, ACCOUNT_TOKEN_ROLE
@@ -20,6 +20,7 @@ ACCOUNT_HEADER = "X-Postmark-Account-Token"
 class Authenticator:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self._loads: SingleFlight[Principal | None] = SingleFlight()
 
     async def server_actor(self, request: Request) -> Actor:
         return await self._actor(request, Credential.SERVER_TOKEN)
@@ -63,7 +64,7 @@ class Authenticator:
         digest = self.runtime.keyring.digest(presented)
         principal = cache.get_principal(digest)
         if principal is None:
-            principal = await run_in_threadpool(self._load_principal, presented)
+            principal = await self._loads.run(digest, lambda: run_in_threadpool(self._load_principal, presented))
             if principal is not None:
                 cache.put_principal(digest, principal)
         return principal

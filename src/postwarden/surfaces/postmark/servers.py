@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from postwarden.cache import SingleFlight
 from postwarden.errors import NotFound, Reason
 from postwarden.identity import Actor
 from postwarden.policy import Permission, require
@@ -89,6 +90,7 @@ def body_schema(
 def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     router = APIRouter(tags=["Servers"])
     settings = runtime.settings
+    server_loads: SingleFlight[bytes] = SingleFlight()
 
     async def in_transaction(work: Callable[[ServerService], Result], actor: Actor, *, write: bool) -> Result:
         def run() -> Result:
@@ -127,7 +129,10 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                 raise NotFound(Reason.SERVER_NOT_FOUND, f"Server {server_id} was not found.")
             return JSONBytesResponse(cached[1])
         generation = runtime.cache.generation
-        rendered = await in_transaction(lambda s: render(s, s.get_server(account_id, server_id)), actor, write=False)
+        rendered = await server_loads.run(
+            (server_id, account_id),
+            lambda: in_transaction(lambda s: render(s, s.get_server(account_id, server_id)), actor, write=False),
+        )
         runtime.cache.put_server(server_id, account_id, rendered, read_at_generation=generation)
         return JSONBytesResponse(rendered)
 
