@@ -11,7 +11,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from redis.asyncio import Redis
 
@@ -36,8 +36,7 @@ def parse_rate(text: str) -> Rate | None:
     return Rate(int(match.group(1)), multiple * _UNITS[match.group(3).lower()])
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):
     allowed: bool
     limit: int
     remaining: int

@@ -355,3 +355,15 @@ def test_without_redis_the_other_process_keeps_its_cache(database_url: str, tmp_
         time.sleep(0.3)
         assert reader.get("/server", headers=headers).json()["TrackOpens"] is False
         assert writer.get("/server", headers=headers).json()["TrackOpens"] is True
+
+
+def test_access_log_lines_stay_valid_json_for_any_header(database_url: str, tmp_path: Path) -> None:
+    stream = io.StringIO()
+    app = create_app(make_settings(database_url, tmp_path, access_log=True), access_log_stream=stream)
+    awkward = 'quote" backslash\\ tab\t café'.encode()
+    with TestClient(app) as test_client:
+        test_client.get("/healthz/%22%5C", headers=[(b"user-agent", awkward)])
+    (entry,) = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert entry["user_agent"] == awkward.decode("latin-1")
+    assert entry["path"] == '/healthz/"\\'
+    assert entry["status"] == 404

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import uuid
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -36,8 +35,9 @@ class Keyring:
             ) from exc
 
     def digest(self, plaintext: str) -> str:
-        """Lookup key for a presented token. Tokens are matched case-insensitively, as UUIDs."""
-        return hmac.new(self._digest_key, plaintext.strip().lower().encode(), hashlib.sha256).hexdigest()
+        """Lookup key for a presented token (keyed BLAKE2b, a MAC in one call: this runs on
+        every request). Tokens are matched case-insensitively, as UUIDs."""
+        return hashlib.blake2b(plaintext.strip().lower().encode(), key=self._digest_key, digest_size=32).hexdigest()
 
 
 def new_api_token() -> str:

@@ -9,11 +9,12 @@ through to the regular route, which does the same work in full and renders error
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from postwarden.cache import Principal
-from postwarden.identity import Credential, RequestContext
+from postwarden.identity import Actor, Credential, RequestContext
 from postwarden.policy import Permission, allows
 from postwarden.runtime import Runtime
 from postwarden.surfaces.http import JSON_MEDIA_TYPE
@@ -21,7 +22,11 @@ from postwarden.surfaces.postmark.auth import actor_for
 
 _SERVER_BY_ID = re.compile(r"^/servers/([0-9]{1,10})$")
 _CONTENT_TYPE = (b"content-type", JSON_MEDIA_TYPE.encode())
-_NO_CONTEXT = RequestContext()  # reads write no audit event
+
+
+@lru_cache(maxsize=4096)
+def _actor_of(principal: Principal) -> Actor:
+    return actor_for(principal, RequestContext())  # reads write no audit event
 
 
 class HotReads:
@@ -65,7 +70,7 @@ class HotReads:
         cached = self.runtime.cache.get_server(server_id)
         if cached is None or cached[0] != principal.account_id:
             return None
-        actor = actor_for(principal, _NO_CONTEXT)
+        actor = _actor_of(principal)
         for permission in (Permission.SERVERS_READ, Permission.SERVER_TOKENS_READ):
             if not allows(actor, permission, account_id=principal.account_id, server_id=server_id):
                 return None
