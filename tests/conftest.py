@@ -44,7 +44,9 @@ def _psycopg_url(url: str, schema: str | None = None) -> str:
 
 @pytest.fixture(scope="session")
 def worker_name(request: pytest.FixtureRequest) -> str:
-    return str(getattr(request.config, "workerinput", {}).get("workerid", "main"))
+    """Unique to this test process, so that concurrent runs on one machine share no schema."""
+    worker = str(getattr(request.config, "workerinput", {}).get("workerid", "main"))
+    return f"{worker}_{os.getpid()}"
 
 
 @dataclass
