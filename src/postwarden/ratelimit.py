@@ -62,7 +62,9 @@ class MemoryBackend:
         self._windows[key] = (window, count, ends)
         if now >= self._next_sweep:
             self._sweep(now)
-        return Verdict(count <= rate.limit, rate.limit, max(rate.limit - count, 0), max(math.ceil(ends - now), 1))
+        limit = rate.limit
+        reset = int(ends - now) + 1  # whole seconds, rounded up, at least 1
+        return Verdict(count <= limit, limit, limit - count if count < limit else 0, reset)
 
     def _sweep(self, now: float) -> None:
         # Forget finished windows, so memory stays bounded by recent callers.
@@ -103,14 +105,11 @@ class RateLimiter:
 
     async def check(self, *, token_key: str | None, ip: str) -> Verdict | None:
         """The tightest verdict among the limits that apply; None when none does."""
-        verdicts: list[Verdict] = []
-        if self.per_token is not None and token_key:
-            verdicts.append(await self.backend.hit(f"t:{token_key}", self.per_token))
-        if self.per_ip is not None:
-            verdicts.append(await self.backend.hit(f"i:{ip}", self.per_ip))
-        if not verdicts:
-            return None
-        refused = [v for v in verdicts if not v.allowed]
-        if refused:
+        by_token = await self.backend.hit("t:" + token_key, self.per_token) if self.per_token and token_key else None
+        by_ip = await self.backend.hit("i:" + ip, self.per_ip) if self.per_ip else None
+        if by_token is None or by_ip is None:
+            return by_token or by_ip
+        if not by_token.allowed or not by_ip.allowed:
+            refused = [v for v in (by_token, by_ip) if not v.allowed]
             return max(refused, key=lambda v: v.reset_seconds)
-        return min(verdicts, key=lambda v: v.remaining)
+        return by_token if by_token.remaining <= by_ip.remaining else by_ip
