@@ -18,6 +18,7 @@ class AuditAction(StrEnum):
     """``<resource>.<past-tense verb>``, alphabetical."""
 
     ACCOUNT_CREATED = "account.created"
+    ACCOUNT_UPDATED = "account.updated"
     ACCOUNT_TOKEN_CREATED = "account_token.created"
     ACCOUNT_TOKEN_ROTATED = "account_token.rotated"
     ACCOUNT_TOKEN_UPDATED = "account_token.updated"

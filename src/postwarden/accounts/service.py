@@ -84,6 +84,28 @@ class AccountService:
         )
         return NewAccount(account, owner.email, password, token)
 
+    def set_server_limit(self, account_id: int, server_limit: int | None) -> Account:
+        """The plan's cap on servers (None: unlimited). Existing servers above it are kept;
+        only new ones are refused."""
+        self._require_operator()
+        if server_limit is not None and server_limit < 0:
+            raise InvalidRequest(Reason.INVALID_FIELD, "The server limit must be 0 or more.")
+        account = self.get_account(account_id)
+        if account.server_limit == server_limit:
+            return account
+        before, account.server_limit = account.server_limit, server_limit
+        audit.record(
+            self.session,
+            self.actor,
+            AuditAction.ACCOUNT_UPDATED,
+            account_id=account.id,
+            target_type="account",
+            target_id=account.id,
+            target_label=account.name,
+            changes={"server_limit": {"before": before, "after": server_limit}},
+        )
+        return account
+
     def list_accounts(self) -> list[AccountSummary]:
         self._require_operator()
         rows = self.session.execute(

@@ -464,3 +464,19 @@ def test_a_bad_setting_names_the_variable(fresh_env: dict[str, str]) -> None:
         assert "banana" in result.stderr
         assert "Traceback" not in result.stderr + result.stdout
         assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_accounts_set_server_limit_caps_new_servers(cli_env: dict[str, str], client: TestClient) -> None:
+    created = init(cli_env, "Capped", "cap@example.com")
+    headers = {"X-Postmark-Account-Token": created["AccountToken"]}
+    assert client.post("/servers", json={"Name": "one"}, headers=headers).status_code == 200
+
+    assert "server limit 1" in ok(cli_env, "accounts", "set-server-limit", str(created["AccountID"]), "1").stdout
+    refused = client.post("/servers", json={"Name": "two"}, headers=headers)
+    assert refused.status_code == 422 and refused.json()["ErrorCode"] == 614
+
+    ok(cli_env, "accounts", "set-server-limit", str(created["AccountID"]), "none")
+    assert client.post("/servers", json={"Name": "two"}, headers=headers).status_code == 200
+
+    assert_clean_failure(run(cli_env, "accounts", "set-server-limit", str(created["AccountID"]), "lots"), code=2)
+    assert "99999" in assert_clean_failure(run(cli_env, "accounts", "set-server-limit", "99999", "3"))

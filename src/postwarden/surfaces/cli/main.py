@@ -226,6 +226,27 @@ def accounts() -> None:
     """Accounts of this installation."""
 
 
+@accounts.command("set-server-limit")
+@click.argument("account_id", type=int)
+@click.argument("limit")
+@friendly_errors
+def accounts_set_server_limit(account_id: int, limit: str) -> None:
+    """Cap the account's servers at LIMIT (a number, or 'none' for unlimited)."""
+    if limit.strip().lower() in {"none", "unlimited"}:
+        server_limit = None
+    elif limit.strip().isdigit():
+        server_limit = int(limit)
+    else:
+        raise click.BadParameter("give a whole number or 'none'", param_hint="LIMIT")
+    runtime = _runtime()
+    with runtime.db.session_scope() as session:
+        account = AccountService(session, _operator("accounts set-server-limit"), runtime).set_server_limit(
+            account_id, server_limit
+        )
+    shown = "unlimited" if account.server_limit is None else str(account.server_limit)
+    click.echo(f"account {account.id} ({account.name}): server limit {shown}")
+
+
 @accounts.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
