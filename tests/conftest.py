@@ -108,6 +108,7 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "rate_limit_per_token": "off",
         "rate_limit_per_ip": "off",
         "access_log": False,
+        "embedded_worker": False,
     }
     values.update(overrides)
     return Settings(**values)

@@ -32,6 +32,7 @@ from postwarden.surfaces.postmark.hot_reads import HotReads
 from postwarden.surfaces.postmark.routing import LenientPostmarkRequests
 from postwarden.surfaces.postmark.schemas import SECURITY_SCHEMES, ErrorResponse
 from postwarden.surfaces.postmark.servers import servers_router
+from postwarden.tasks import TaskQueue
 
 logger = logging.getLogger("postwarden")
 
@@ -77,9 +78,14 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         listener = asyncio.create_task(_listen_for_invalidations(runtime)) if settings.redis_url else None
+        worker = TaskQueue(runtime).consumer(embedded=True) if settings.embedded_worker else None
+        if worker is not None:
+            worker.start()
         try:
             yield
         finally:
+            if worker is not None:
+                await run_in_threadpool(worker.stop, graceful=True)
             if listener is not None:
                 listener.cancel()
             if isinstance(limiter_backend, RedisBackend):

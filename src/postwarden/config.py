@@ -5,7 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -29,6 +29,14 @@ class Settings(BaseSettings):
     redis_url: str = ""
     smtp_host: str = ""
     smtp_port: int = 25
+    smtp_username: str = ""
+    smtp_password: SecretStr | None = None
+    #: "none", "starttls" or "tls" (implicit TLS, usually port 465).
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    mail_from: str = "postwarden <no-reply@postwarden.localhost>"
+    #: Run the background worker inside ``postwarden serve``; switch off when
+    #: ``postwarden worker`` runs apart.
+    embedded_worker: bool = True
     dns_nameservers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allow_private_urls: bool = False
 

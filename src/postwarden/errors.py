@@ -37,6 +37,8 @@ class Reason(StrEnum):
     USER_EMAIL_INVALID = "user_email_invalid"
     USER_EMAIL_TAKEN = "user_email_taken"
     PASSWORD_TOO_SHORT = "password_too_short"
+    # outgoing mail
+    OUTBOX_MESSAGE_NOT_FOUND = "outbox_message_not_found"
     # servers
     SERVER_NOT_FOUND = "server_not_found"
     SERVER_QUERY_INVALID = "server_query_invalid"

@@ -3,6 +3,7 @@
 from postwarden.accounts.models import Account
 from postwarden.audit import AuditEvent
 from postwarden.db import Base
+from postwarden.mail.models import OutboxMessage
 from postwarden.servers.models import MessageStream, Server
 from postwarden.tokens.models import AccountToken, ServerToken
 from postwarden.users.models import Membership, User
@@ -15,6 +16,7 @@ __all__ = [
     "AuditEvent",
     "Membership",
     "MessageStream",
+    "OutboxMessage",
     "Server",
     "ServerToken",
     "User",

@@ -221,6 +221,81 @@ def _create_demo_account_once(runtime: Runtime) -> None:
     _print_new_account(created, server_token=server_token)
 
 
+@cli.command()
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@friendly_errors
+def worker(workers: int) -> None:
+    """Run background jobs (outgoing mail, later webhook deliveries) apart from the web servers.
+
+    Set POSTWARDEN_EMBEDDED_WORKER=false on the servers when workers run apart.
+    """
+    from postwarden.logs import configure_logging
+    from postwarden.tasks import TaskQueue
+
+    runtime = _runtime()
+    configure_logging(runtime.settings.log_level)
+    TaskQueue(runtime).consumer(workers=workers).run()
+
+
+@cli.group()
+def outbox() -> None:
+    """Mail postwarden has sent or holds."""
+
+
+@outbox.command("list")
+@click.option("--status", type=click.Choice(["queued", "sent", "held", "failed"]), default=None)
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def outbox_list(status: str | None, limit: int, as_json: bool) -> None:
+    """The newest messages first."""
+    from postwarden.mail.service import MailService
+
+    runtime = _runtime()
+    with runtime.db.session_scope(write=False) as session:
+        messages = MailService(session, runtime.settings, _no_enqueue).list_messages(limit=limit, status=status)
+        rows = [
+            {
+                "ID": m.id,
+                "Status": m.status,
+                "To": m.to_address,
+                "Subject": m.subject,
+                "Attempts": m.attempts,
+                "LastError": m.last_error,
+                "CreatedAt": m.created_at.isoformat(),
+            }
+            for m in messages
+        ]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    if not rows:
+        click.echo("the outbox is empty")
+    for row in rows:
+        click.echo(f"{row['ID']:>6}  {row['Status']:<7} {row['To']}  {row['Subject']}")
+
+
+@outbox.command("show")
+@click.argument("message_id", type=int)
+@friendly_errors
+def outbox_show(message_id: int) -> None:
+    """One message with its text, as it was (or will be) sent."""
+    from postwarden.mail.service import MailService
+
+    runtime = _runtime()
+    with runtime.db.session_scope(write=False) as session:
+        message = MailService(session, runtime.settings, _no_enqueue).get_message(message_id)
+        click.echo(f"To: {message.to_address}\nSubject: {message.subject}\nStatus: {message.status}")
+        if message.last_error:
+            click.echo(f"Last error: {message.last_error}")
+        click.echo("")
+        click.echo(message.text_body)
+
+
+def _no_enqueue(_message_id: int) -> None:
+    raise RuntimeError("reading the outbox queues nothing")
+
+
 @cli.group()
 def accounts() -> None:
     """Accounts of this installation."""

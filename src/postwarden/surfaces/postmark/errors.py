@@ -31,6 +31,7 @@ POSTMARK_CODES: Final[Mapping[Reason, tuple[int, int]]] = {
     Reason.USER_EMAIL_INVALID: (422, 9005),
     Reason.USER_EMAIL_TAKEN: (422, 9006),
     Reason.PASSWORD_TOO_SHORT: (422, 9007),
+    Reason.OUTBOX_MESSAGE_NOT_FOUND: (404, 9008),
     Reason.SERVER_NOT_FOUND: (404, 601),
     Reason.SERVER_QUERY_INVALID: (422, 600),
     Reason.SERVER_NAME_INVALID: (422, 608),
