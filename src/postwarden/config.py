@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     embedded_worker: bool = True
     dns_nameservers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     allow_private_urls: bool = False
+    #: Proxy addresses (or networks) whose X-Forwarded-For is believed; "*" trusts any.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
     rate_limit_per_token: str = "50/second"
     rate_limit_per_ip: str = "100/second"
@@ -51,7 +53,7 @@ class Settings(BaseSettings):
     inbound_address_domain: str = "inbound.postwarden.localhost"
     log_level: str = "INFO"
 
-    _validate_nameservers = field_validator("dns_nameservers", mode="before")(_split_csv)
+    _validate_lists = field_validator("dns_nameservers", "trusted_proxies", mode="before")(_split_csv)
 
     @field_validator("rate_limit_per_token", "rate_limit_per_ip")
     @classmethod

@@ -480,3 +480,25 @@ def test_accounts_set_server_limit_caps_new_servers(cli_env: dict[str, str], cli
 
     assert_clean_failure(run(cli_env, "accounts", "set-server-limit", str(created["AccountID"]), "lots"), code=2)
     assert "99999" in assert_clean_failure(run(cli_env, "accounts", "set-server-limit", "99999", "3"))
+
+
+@pytest.mark.parametrize(("trusted", "seen_ip"), [("127.0.0.1", "203.0.113.9"), ("", "127.0.0.1")])
+def test_client_address_comes_from_trusted_proxies_only(
+    fresh_env: dict[str, str], tmp_path: Path, trusted: str, seen_ip: str
+) -> None:
+    assert run_command(fresh_env, "migrate").returncode == 0
+    created = json.loads(
+        run_command(fresh_env, "init", "--account", "P", "--owner-email", "p@p.example", "--json").stdout
+    )
+    env = {**fresh_env, "POSTWARDEN_TRUSTED_PROXIES": trusted}
+    with serve(env, tmp_path, f"proxy{bool(trusted)}") as served:
+        response = httpx.post(
+            f"{served.base_url}/servers",
+            json={"Name": "Behind a proxy"},
+            headers={"X-Postmark-Account-Token": created["AccountToken"], "X-Forwarded-For": "203.0.113.9"},
+        )
+        assert response.status_code == 200
+    runtime = Runtime.start(make_settings("", Path(fresh_env["POSTWARDEN_DATA_DIR"])))
+    with runtime.db.session_scope(write=False) as session:
+        event = session.scalars(select(AuditEvent).where(AuditEvent.action == "server.created")).one()
+    assert event.ip == seen_ip

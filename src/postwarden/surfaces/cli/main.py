@@ -191,7 +191,10 @@ def serve(host: str, port: int, workers: int) -> None:
         workers=workers,
         access_log=False,
         log_config=None,
-        proxy_headers=False,
+        # Client addresses (rate limits, audit log) come from X-Forwarded-For only when
+        # the operator names the proxies to trust.
+        proxy_headers=bool(runtime.settings.trusted_proxies),
+        forwarded_allow_ips=",".join(runtime.settings.trusted_proxies) or None,
         server_header=False,
     )
 
