@@ -27,6 +27,14 @@ def _mark(allowed: bool) -> str:
     return "yes" if allowed else "·"
 
 
+def _matrix(columns: list[str], granted: list[frozenset[Permission]]) -> list[str]:
+    """A permission-by-column table of which column holds which permission."""
+    rows = ["| permission | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for permission in Permission:
+        rows.append(f"| `{permission.value}` | " + " | ".join(_mark(permission in g) for g in granted) + " |")
+    return rows
+
+
 def render() -> str:
     roles = list(Role)
     credentials = list(Credential)
@@ -40,13 +48,7 @@ def render() -> str:
         "",
         "## Roles",
         "",
-        "| permission | " + " | ".join(role.value for role in roles) + " |",
-        "|---|" + "---|" * len(roles),
-    ]
-    for permission in Permission:
-        cells = " | ".join(_mark(permission in GRANTS[role]) for role in roles)
-        lines.append(f"| `{permission.value}` | {cells} |")
-    lines += [
+        *_matrix([role.value for role in roles], [GRANTS[role] for role in roles]),
         "",
         "## Credentials",
         "",
@@ -59,13 +61,7 @@ def render() -> str:
         + ".",
         "The operator (`system`, the command line) reaches everything.",
         "",
-        "| permission | " + " | ".join(c.value for c in credentials) + " |",
-        "|---|" + "---|" * len(credentials),
-    ]
-    for permission in Permission:
-        cells = " | ".join(_mark(permission in CREDENTIAL_CEILING[c]) for c in credentials)
-        lines.append(f"| `{permission.value}` | {cells} |")
-    lines += [
+        *_matrix([c.value for c in credentials], [CREDENTIAL_CEILING[c] for c in credentials]),
         "",
         "## Rules that never break",
         "",
