@@ -109,6 +109,10 @@ def make_settings(database_url: str, data_dir: Path, **overrides: Any) -> Settin
         "rate_limit_per_ip": "off",
         "access_log": False,
         "embedded_worker": False,
+        # No test reaches the internet: a closed loopback port fails DNS lookups at once.
+        "dns_nameservers": ["127.0.0.1:9"],
+        "dns_timeout_seconds": 1.0,
+        "dkim_key_bits": 1024,
     }
     values.update(overrides)
     return Settings(**values)

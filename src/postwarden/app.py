@@ -27,6 +27,7 @@ from postwarden.ratelimit import MemoryBackend, RateLimiter, RedisBackend, Verdi
 from postwarden.runtime import Runtime
 from postwarden.surfaces.http import AccessLog, JSONBytesResponse, Metrics, RequestMiddleware
 from postwarden.surfaces.postmark.auth import Authenticator
+from postwarden.surfaces.postmark.domains import domains_router
 from postwarden.surfaces.postmark.errors import postmark_error, postmark_error_response
 from postwarden.surfaces.postmark.hot_reads import HotReads
 from postwarden.surfaces.postmark.routing import LenientPostmarkRequests
@@ -178,9 +179,10 @@ def create_app(
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    postmark_api = servers_router(runtime, auth)
-    app.include_router(postmark_api)
-    postmark_routes = [route for route in postmark_api.routes if isinstance(route, APIRoute)]
+    postmark_routers = [servers_router(runtime, auth), domains_router(runtime, auth)]
+    for router in postmark_routers:
+        app.include_router(router)
+    postmark_routes = [route for router in postmark_routers for route in router.routes if isinstance(route, APIRoute)]
 
     def rate_limited(verdict: Verdict) -> Response:
         return postmark_error(

@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     #: ``postwarden worker`` runs apart.
     embedded_worker: bool = True
     dns_nameservers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    dns_timeout_seconds: float = 3.0
+    #: DKIM key size for new domains: 2048, or 1024 for DNS hosts that cannot hold longer records.
+    dkim_key_bits: Literal[1024, 2048] = 2048
+    #: What customers' SPF records include, and where their Return-Path CNAME points:
+    #: the sending infrastructure of this installation.
+    spf_include: str = "spf.postwarden.localhost"
+    return_path_target: str = "pm.postwarden.localhost"
     allow_private_urls: bool = False
     #: Proxy addresses (or networks) whose X-Forwarded-For is believed; "*" trusts any.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)

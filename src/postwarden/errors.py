@@ -37,6 +37,16 @@ class Reason(StrEnum):
     USER_EMAIL_INVALID = "user_email_invalid"
     USER_EMAIL_TAKEN = "user_email_taken"
     PASSWORD_TOO_SHORT = "password_too_short"
+    # domains
+    DOMAIN_NOT_FOUND = "domain_not_found"
+    DOMAIN_QUERY_INVALID = "domain_query_invalid"
+    DOMAIN_NAME_MISSING = "domain_name_missing"
+    DOMAIN_NAME_TOO_LONG = "domain_name_too_long"
+    DOMAIN_NAME_INVALID = "domain_name_invalid"
+    DOMAIN_TAKEN = "domain_taken"
+    DOMAIN_FIELD_INVALID = "domain_field_invalid"
+    DKIM_RENEWAL_PENDING = "dkim_renewal_pending"
+    RETURN_PATH_CNAME_WRONG = "return_path_cname_wrong"
     # outgoing mail
     OUTBOX_MESSAGE_NOT_FOUND = "outbox_message_not_found"
     # servers

@@ -34,6 +34,9 @@ class Permission(StrEnum):
 
     AUDIT_READ = "audit:read"
 
+    DOMAINS_MANAGE = "domains:manage"
+    DOMAINS_READ = "domains:read"
+
     SERVER_TOKENS_READ = "server_tokens:read"
     SERVER_TOKENS_ROTATE = "server_tokens:rotate"
 
@@ -59,6 +62,8 @@ GRANTS: Final[Mapping[Role, frozenset[Permission]]] = {
     Role.TECHNICAL: frozenset(
         {
             Permission.ACCOUNT_READ,
+            Permission.DOMAINS_MANAGE,
+            Permission.DOMAINS_READ,
             Permission.SERVER_TOKENS_READ,
             Permission.SERVERS_CREATE,
             Permission.SERVERS_READ,

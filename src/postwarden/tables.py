@@ -3,6 +3,7 @@
 from postwarden.accounts.models import Account
 from postwarden.audit import AuditEvent
 from postwarden.db import Base
+from postwarden.domains.models import DkimKey, Domain
 from postwarden.mail.models import OutboxMessage
 from postwarden.servers.models import MessageStream, Server
 from postwarden.tokens.models import AccountToken, ServerToken
@@ -14,6 +15,8 @@ __all__ = [
     "Account",
     "AccountToken",
     "AuditEvent",
+    "DkimKey",
+    "Domain",
     "Membership",
     "MessageStream",
     "OutboxMessage",

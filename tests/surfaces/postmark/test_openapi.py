@@ -30,6 +30,11 @@ EXAMPLES_PER_OPERATION = 25
 #: so: they depend on stored data, on URL parsing and address classes, or on "at least one
 #: field that is not null". Any other refusal of a schema-valid request is a schema gap.
 REFUSALS_BEYOND_THE_SCHEMA = {
+    505: "a DKIM rotation is already pending",
+    510: "the domain id names no domain of this account",
+    511: "the Return-Path domain must be a subdomain of the domain",
+    512: "the domain already exists in the account",
+    523: "the Return-Path CNAME in DNS does not point where it should",
     601: "the server id names no server of this account",
     602: "the inbound domain is already used by another server",
     603: "the name is already used by another server of the account",

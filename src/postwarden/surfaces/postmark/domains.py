@@ -1,0 +1,199 @@
+"""Domains: ``/domains`` with the account token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+from fastapi import APIRouter, Path, Query
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from postwarden.domains.service import MAX_PAGE_SIZE, DomainService
+from postwarden.errors import NotFound, Reason
+from postwarden.identity import Actor
+from postwarden.runtime import Runtime
+from postwarden.surfaces.http import JSONBytesResponse
+from postwarden.surfaces.postmark.auth import Authenticator
+from postwarden.surfaces.postmark.domain_schemas import (
+    CreateDomainRequest,
+    DkimRotationResponse,
+    DomainListResponse,
+    DomainResponse,
+    EditDomainRequest,
+    SpfResponse,
+    render_domain,
+    render_domain_item,
+    render_rotation,
+    render_spf,
+)
+from postwarden.surfaces.postmark.routing import parse_int, read_body
+from postwarden.surfaces.postmark.schemas import ACCOUNT_TOKEN, ActionResponse
+
+Result = TypeVar("Result")
+DomainId = Annotated[str, Path(include_in_schema=False)]
+MAX_ID = 2**31 - 1
+DOMAIN_ID: dict[str, object] = {
+    "parameters": [
+        {
+            "name": "domain_id",
+            "in": "path",
+            "required": True,
+            "description": "The domain's ID (ErrorCode 510 when it names no domain of this account)",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        }
+    ],
+    **ACCOUNT_TOKEN,
+}
+PAGING: dict[str, object] = {
+    "parameters": [
+        {
+            "name": "count",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+        },
+        {
+            "name": "offset",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+        },
+    ],
+    **ACCOUNT_TOKEN,
+}
+
+
+def _body(model: type[CreateDomainRequest] | type[EditDomainRequest], *, required: bool) -> dict[str, object]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
+
+
+def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
+    router = APIRouter(tags=["Domains"])
+    settings = runtime.settings
+
+    async def in_transaction(actor: Actor, work: Callable[[DomainService], Result], *, write: bool) -> Result:
+        def run() -> Result:
+            with runtime.db.session_scope(write=write) as session:
+                return work(DomainService(session, actor, runtime))
+
+        return await run_in_threadpool(run)
+
+    @router.get("/domains", response_model=DomainListResponse, summary="List domains", openapi_extra=PAGING)
+    async def list_domains(
+        request: Request,
+        count: Annotated[str | None, Query(include_in_schema=False)] = None,
+        offset: Annotated[str | None, Query(include_in_schema=False)] = None,
+    ) -> Response:
+        actor = await auth.account_actor(request)
+        page_size = parse_int(count, "count", Reason.DOMAIN_QUERY_INVALID, required=True) or 0
+        start = parse_int(offset, "offset", Reason.DOMAIN_QUERY_INVALID, required=True) or 0
+        page = await in_transaction(
+            actor, lambda s: s.list_domains(actor.account_id or 0, count=page_size, offset=start), write=False
+        )
+        return JSONBytesResponse({"TotalCount": page.total, "Domains": [render_domain_item(d) for d in page.domains]})
+
+    @router.post(
+        "/domains",
+        response_model=DomainResponse,
+        summary="Create a domain",
+        openapi_extra={**_body(CreateDomainRequest, required=True), **ACCOUNT_TOKEN},
+    )
+    async def create_domain(request: Request) -> Response:
+        actor = await auth.account_actor(request)
+        body = await read_body(request, CreateDomainRequest)
+        state = await in_transaction(
+            actor, lambda s: s.create_domain(actor.account_id or 0, body.Name, body.ReturnPathDomain), write=True
+        )
+        return JSONBytesResponse(render_domain(state, settings))
+
+    @router.get("/domains/{domain_id}", response_model=DomainResponse, summary="Get a domain", openapi_extra=DOMAIN_ID)
+    async def get_domain(request: Request, domain_id: DomainId) -> Response:
+        actor = await auth.account_actor(request)
+        target = _domain_id(domain_id)
+        state = await in_transaction(actor, lambda s: s.get_domain(actor.account_id or 0, target), write=False)
+        return JSONBytesResponse(render_domain(state, settings))
+
+    @router.put(
+        "/domains/{domain_id}",
+        response_model=DomainResponse,
+        summary="Edit a domain's Return-Path",
+        openapi_extra={**_body(EditDomainRequest, required=False), **DOMAIN_ID},
+    )
+    async def edit_domain(request: Request, domain_id: DomainId) -> Response:
+        actor = await auth.account_actor(request)
+        target = _domain_id(domain_id)
+        body = await read_body(request, EditDomainRequest)
+        state = await in_transaction(
+            actor, lambda s: s.update_domain(actor.account_id or 0, target, body.ReturnPathDomain), write=True
+        )
+        return JSONBytesResponse(render_domain(state, settings))
+
+    @router.delete(
+        "/domains/{domain_id}", response_model=ActionResponse, summary="Delete a domain", openapi_extra=DOMAIN_ID
+    )
+    async def delete_domain(request: Request, domain_id: DomainId) -> Response:
+        actor = await auth.account_actor(request)
+        target = _domain_id(domain_id)
+        name = await in_transaction(actor, lambda s: s.delete_domain(actor.account_id or 0, target), write=True)
+        return JSONBytesResponse({"ErrorCode": 0, "Message": f"Domain {name} removed."})
+
+    @router.put(
+        "/domains/{domain_id}/verifyDkim",
+        response_model=DomainResponse,
+        summary="Check the DKIM record in DNS",
+        openapi_extra=DOMAIN_ID,
+    )
+    async def verify_dkim(request: Request, domain_id: DomainId) -> Response:
+        actor = await auth.account_actor(request)
+        target = _domain_id(domain_id)
+        state, check = await in_transaction(actor, lambda s: s.verify_dkim(actor.account_id or 0, target), write=True)
+        return JSONBytesResponse(render_domain(state, settings, check))
+
+    @router.put(
+        "/domains/{domain_id}/verifyReturnPath",
+        response_model=DomainResponse,
+        summary="Check the Return-Path CNAME in DNS",
+        openapi_extra=DOMAIN_ID,
+    )
+    async def verify_return_path(request: Request, domain_id: DomainId) -> Response:
+        actor = await auth.account_actor(request)
+        target = _domain_id(domain_id)
+        state, check = await in_transaction(
+            actor, lambda s: s.verify_return_path(actor.account_id or 0, target), write=True
+        )
+        return JSONBytesResponse(render_domain(state, settings, check))
+
+    @router.post(
+        "/domains/{domain_id}/verifyspf",
+        response_model=SpfResponse,
+        summary="Check the SPF record in DNS (deprecated by Postmark)",
+        openapi_extra=DOMAIN_ID,
+    )
+    async def verify_spf(request: Request, domain_id: DomainId) -> Response:
+        actor = await auth.account_actor(request)
+        target = _domain_id(domain_id)
+        state, check = await in_transaction(actor, lambda s: s.verify_spf(actor.account_id or 0, target), write=True)
+        return JSONBytesResponse(render_spf(state, settings, check))
+
+    @router.post(
+        "/domains/{domain_id}/rotatedkim",
+        response_model=DkimRotationResponse,
+        summary="Start a DKIM key rotation",
+        openapi_extra=DOMAIN_ID,
+    )
+    async def rotate_dkim(request: Request, domain_id: DomainId) -> Response:
+        actor = await auth.account_actor(request)
+        target = _domain_id(domain_id)
+        state = await in_transaction(actor, lambda s: s.rotate_dkim(actor.account_id or 0, target), write=True)
+        return JSONBytesResponse(render_rotation(state))
+
+    return router
+
+
+def _domain_id(raw: str) -> int:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > MAX_ID:
+        raise NotFound(Reason.DOMAIN_NOT_FOUND, "This domain was not found.")
+    return int(raw)
