@@ -32,6 +32,7 @@ from postwarden.surfaces.postmark.errors import postmark_error, postmark_error_r
 from postwarden.surfaces.postmark.hot_reads import HotReads
 from postwarden.surfaces.postmark.routing import LenientPostmarkRequests
 from postwarden.surfaces.postmark.schemas import SECURITY_SCHEMES, ErrorResponse
+from postwarden.surfaces.postmark.senders import senders_router
 from postwarden.surfaces.postmark.servers import servers_router
 from postwarden.tasks import TaskQueue
 
@@ -179,7 +180,7 @@ def create_app(
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    postmark_routers = [servers_router(runtime, auth), domains_router(runtime, auth)]
+    postmark_routers = [servers_router(runtime, auth), domains_router(runtime, auth), senders_router(runtime, auth)]
     for router in postmark_routers:
         app.include_router(router)
     postmark_routes = [route for router in postmark_routers for route in router.routes if isinstance(route, APIRoute)]

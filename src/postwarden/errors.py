@@ -47,6 +47,17 @@ class Reason(StrEnum):
     DOMAIN_FIELD_INVALID = "domain_field_invalid"
     DKIM_RENEWAL_PENDING = "dkim_renewal_pending"
     RETURN_PATH_CNAME_WRONG = "return_path_cname_wrong"
+    # sender signatures
+    SENDER_QUERY_INVALID = "sender_query_invalid"
+    SENDER_NOT_FOUND = "sender_not_found"
+    SENDER_PUBLIC_DOMAIN = "sender_public_domain"
+    SENDER_TAKEN = "sender_taken"
+    SENDER_ALREADY_CONFIRMED = "sender_already_confirmed"
+    SENDER_FIELD_MISSING = "sender_field_missing"
+    SENDER_FIELD_TOO_LONG = "sender_field_too_long"
+    SENDER_FIELD_INVALID = "sender_field_invalid"
+    SENDER_CONFIRMATION_INVALID = "sender_confirmation_invalid"
+    SENDER_CONFIRMATION_EXPIRED = "sender_confirmation_expired"
     # outgoing mail
     OUTBOX_MESSAGE_NOT_FOUND = "outbox_message_not_found"
     # servers

@@ -37,6 +37,9 @@ class Permission(StrEnum):
     DOMAINS_MANAGE = "domains:manage"
     DOMAINS_READ = "domains:read"
 
+    SENDERS_MANAGE = "senders:manage"
+    SENDERS_READ = "senders:read"
+
     SERVER_TOKENS_READ = "server_tokens:read"
     SERVER_TOKENS_ROTATE = "server_tokens:rotate"
 
@@ -64,6 +67,8 @@ GRANTS: Final[Mapping[Role, frozenset[Permission]]] = {
             Permission.ACCOUNT_READ,
             Permission.DOMAINS_MANAGE,
             Permission.DOMAINS_READ,
+            Permission.SENDERS_MANAGE,
+            Permission.SENDERS_READ,
             Permission.SERVER_TOKENS_READ,
             Permission.SERVERS_CREATE,
             Permission.SERVERS_READ,

@@ -5,6 +5,7 @@ from postwarden.audit import AuditEvent
 from postwarden.db import Base
 from postwarden.domains.models import DkimKey, Domain
 from postwarden.mail.models import OutboxMessage
+from postwarden.senders.models import ConfirmationToken, SenderSignature
 from postwarden.servers.models import MessageStream, Server
 from postwarden.tokens.models import AccountToken, ServerToken
 from postwarden.users.models import Membership, User
@@ -15,11 +16,13 @@ __all__ = [
     "Account",
     "AccountToken",
     "AuditEvent",
+    "ConfirmationToken",
     "DkimKey",
     "Domain",
     "Membership",
     "MessageStream",
     "OutboxMessage",
+    "SenderSignature",
     "Server",
     "ServerToken",
     "User",

@@ -8,6 +8,7 @@ from datetime import timedelta
 from typing import Final
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from postwarden import audit
@@ -80,6 +81,10 @@ class DomainService:
         require(self.actor, Permission.DOMAINS_READ, account_id=account_id)
         return self._state(self._find(account_id, domain_id))
 
+    def state_of(self, domain: Domain) -> DomainState:
+        """The DKIM state of a domain already read under another permission (a sender signature's)."""
+        return self._state(domain)
+
     # changing
 
     def create_domain(self, account_id: int, name: str | None, return_path_domain: str | None) -> DomainState:
@@ -89,7 +94,10 @@ class DomainService:
             raise Conflict(Reason.DOMAIN_TAKEN, "This domain already exists.")
         domain = Domain(account_id=account_id, name=clean, return_path_domain=_return_path(clean, return_path_domain))
         self.session.add(domain)
-        self.session.flush()  # assigns domain.id for its key
+        try:
+            self.session.flush()  # assigns domain.id for its key; a concurrent duplicate fails here
+        except IntegrityError as exc:
+            raise Conflict(Reason.DOMAIN_TAKEN, "This domain already exists.") from exc
         self._add_pending_key(domain)
         audit.record(
             self.session,

@@ -30,10 +30,15 @@ EXAMPLES_PER_OPERATION = 25
 #: so: they depend on stored data, on URL parsing and address classes, or on "at least one
 #: field that is not null". Any other refusal of a schema-valid request is a schema gap.
 REFUSALS_BEYOND_THE_SCHEMA = {
+    501: "the sender id names no sender signature of this account",
+    503: "the sender address is at a public mailbox domain",
+    504: "the account already has a sender signature for this address",
     505: "a DKIM rotation is already pending",
+    506: "the sender signature is already confirmed",
     510: "the domain id names no domain of this account",
     511: "the Return-Path domain must be a subdomain of the domain",
     512: "the domain already exists in the account",
+    522: "a sender's Return-Path domain must be a subdomain of its address's domain",
     523: "the Return-Path CNAME in DNS does not point where it should",
     601: "the server id names no server of this account",
     602: "the inbound domain is already used by another server",

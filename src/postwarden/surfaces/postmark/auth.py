@@ -57,7 +57,7 @@ class Authenticator:
                 Reason.WRONG_CREDENTIAL_KIND,
                 f"This endpoint needs a {kind} token in the {header} header; {given} token was given.",
             )
-        return actor_for(principal, _context_of(request))
+        return actor_for(principal, context_of(request))
 
     async def _principal(self, presented: str) -> Principal | None:
         cache = self.runtime.cache
@@ -74,7 +74,7 @@ class Authenticator:
             return TokenService(session, self.runtime).find_principal(presented)
 
 
-def _context_of(request: Request) -> RequestContext:
+def context_of(request: Request) -> RequestContext:
     client = request.client
     return RequestContext(
         request_id=request.scope.get("state", {}).get("request_id", ""),

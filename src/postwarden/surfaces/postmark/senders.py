@@ -1,0 +1,234 @@
+"""Sender signatures: ``/senders`` with the account token, and the confirmation page
+the mailed link opens (no token: the link itself is the proof)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from html import escape
+from typing import Annotated, TypeVar
+
+from fastapi import APIRouter, Path, Query
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from postwarden.errors import NotFound, PostwardenError, Reason
+from postwarden.identity import Actor, Credential, Via
+from postwarden.runtime import Runtime
+from postwarden.senders.service import MAX_PAGE_SIZE, SenderService
+from postwarden.surfaces.http import JSONBytesResponse
+from postwarden.surfaces.postmark.auth import Authenticator, context_of
+from postwarden.surfaces.postmark.routing import parse_int, read_body
+from postwarden.surfaces.postmark.schemas import ACCOUNT_TOKEN, ActionResponse
+from postwarden.surfaces.postmark.sender_schemas import (
+    CreateSenderRequest,
+    EditSenderRequest,
+    SenderListResponse,
+    SenderResponse,
+    render_sender,
+    render_sender_item,
+)
+from postwarden.tasks import TaskQueue
+
+Result = TypeVar("Result")
+SenderId = Annotated[str, Path(include_in_schema=False)]
+MAX_ID = 2**31 - 1
+SENDER_ID: dict[str, object] = {
+    "parameters": [
+        {
+            "name": "sender_id",
+            "in": "path",
+            "required": True,
+            "description": "The signature's ID (ErrorCode 501 when it names no signature of this account)",
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+        }
+    ],
+    **ACCOUNT_TOKEN,
+}
+PAGING: dict[str, object] = {
+    "parameters": [
+        {
+            "name": "count",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+        },
+        {
+            "name": "offset",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+        },
+    ],
+    **ACCOUNT_TOKEN,
+}
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
+<body><h1>{title}</h1><p>{text}</p></body></html>
+"""
+
+
+def _body(model: type[CreateSenderRequest] | type[EditSenderRequest], *, required: bool) -> dict[str, object]:
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
+
+
+def senders_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
+    router = APIRouter(tags=["Sender signatures"])
+    settings = runtime.settings
+    enqueue = TaskQueue(runtime).enqueue_mail
+
+    async def in_transaction(actor: Actor, work: Callable[[SenderService], Result], *, write: bool) -> Result:
+        def run() -> Result:
+            with runtime.db.session_scope(write=write) as session:
+                return work(SenderService(session, actor, runtime, enqueue))
+
+        return await run_in_threadpool(run)
+
+    @router.get("/senders", response_model=SenderListResponse, summary="List sender signatures", openapi_extra=PAGING)
+    async def list_senders(
+        request: Request,
+        count: Annotated[str | None, Query(include_in_schema=False)] = None,
+        offset: Annotated[str | None, Query(include_in_schema=False)] = None,
+    ) -> Response:
+        actor = await auth.account_actor(request)
+        page_size = parse_int(count, "count", Reason.SENDER_QUERY_INVALID, required=True) or 0
+        start = parse_int(offset, "offset", Reason.SENDER_QUERY_INVALID, required=True) or 0
+        page = await in_transaction(
+            actor, lambda s: s.list_senders(actor.account_id or 0, count=page_size, offset=start), write=False
+        )
+        return JSONBytesResponse(
+            {"TotalCount": page.total, "SenderSignatures": [render_sender_item(s) for s in page.signatures]}
+        )
+
+    @router.post(
+        "/senders",
+        response_model=SenderResponse,
+        summary="Create a sender signature and mail its confirmation link",
+        openapi_extra={**_body(CreateSenderRequest, required=True), **ACCOUNT_TOKEN},
+    )
+    async def create_sender(request: Request) -> Response:
+        actor = await auth.account_actor(request)
+        body = await read_body(request, CreateSenderRequest)
+        state = await in_transaction(
+            actor,
+            lambda s: s.create_sender(
+                actor.account_id or 0,
+                from_email=body.FromEmail,
+                name=body.Name,
+                reply_to_email=body.ReplyToEmail,
+                return_path_domain=body.ReturnPathDomain,
+                personal_note=body.ConfirmationPersonalNote,
+            ),
+            write=True,
+        )
+        return JSONBytesResponse(render_sender(state, settings))
+
+    @router.get("/senders/confirm/{token}", include_in_schema=False)
+    async def confirm_sender(request: Request, token: str) -> Response:
+        actor = Actor(credential=Credential.SYSTEM, label="confirmation link", via=Via.API, context=context_of(request))
+        try:
+            email = await in_transaction(actor, lambda s: s.confirm(token).email, write=True)
+        except PostwardenError as error:
+            status = 410 if error.reason is Reason.SENDER_CONFIRMATION_EXPIRED else 404
+            text = "This link has expired or was already used. Ask for a new confirmation email."
+            return HTMLResponse(_PAGE.format(title="Link not valid", text=text), status_code=status)
+        text = f"{escape(email)} is confirmed and may now be used as a sender."
+        return HTMLResponse(_PAGE.format(title="Sender confirmed", text=text))
+
+    @router.get(
+        "/senders/{sender_id}", response_model=SenderResponse, summary="Get a sender signature", openapi_extra=SENDER_ID
+    )
+    async def get_sender(request: Request, sender_id: SenderId) -> Response:
+        actor = await auth.account_actor(request)
+        target = _sender_id(sender_id)
+        state = await in_transaction(actor, lambda s: s.get_sender(actor.account_id or 0, target), write=False)
+        return JSONBytesResponse(render_sender(state, settings))
+
+    @router.put(
+        "/senders/{sender_id}",
+        response_model=SenderResponse,
+        summary="Edit a sender signature",
+        openapi_extra={**_body(EditSenderRequest, required=False), **SENDER_ID},
+    )
+    async def edit_sender(request: Request, sender_id: SenderId) -> Response:
+        actor = await auth.account_actor(request)
+        target = _sender_id(sender_id)
+        body = await read_body(request, EditSenderRequest)
+        state = await in_transaction(
+            actor,
+            lambda s: s.update_sender(
+                actor.account_id or 0,
+                target,
+                name=body.Name,
+                reply_to_email=body.ReplyToEmail,
+                return_path_domain=body.ReturnPathDomain,
+                personal_note=body.ConfirmationPersonalNote,
+            ),
+            write=True,
+        )
+        return JSONBytesResponse(render_sender(state, settings))
+
+    @router.delete(
+        "/senders/{sender_id}",
+        response_model=ActionResponse,
+        summary="Delete a sender signature",
+        openapi_extra=SENDER_ID,
+    )
+    async def delete_sender(request: Request, sender_id: SenderId) -> Response:
+        actor = await auth.account_actor(request)
+        target = _sender_id(sender_id)
+        email = await in_transaction(actor, lambda s: s.delete_sender(actor.account_id or 0, target), write=True)
+        return JSONBytesResponse({"ErrorCode": 0, "Message": f"Signature {email} removed."})
+
+    @router.post(
+        "/senders/{sender_id}/resend",
+        response_model=ActionResponse,
+        summary="Mail the confirmation link again",
+        openapi_extra=SENDER_ID,
+    )
+    async def resend_confirmation(request: Request, sender_id: SenderId) -> Response:
+        actor = await auth.account_actor(request)
+        target = _sender_id(sender_id)
+        email = await in_transaction(actor, lambda s: s.resend_confirmation(actor.account_id or 0, target), write=True)
+        return JSONBytesResponse(
+            {"ErrorCode": 0, "Message": f"Confirmation email for Sender Signature {email} was re-sent."}
+        )
+
+    @router.post(
+        "/senders/{sender_id}/verifyspf",
+        response_model=SenderResponse,
+        summary="Check the SPF record in DNS (deprecated by Postmark)",
+        openapi_extra=SENDER_ID,
+    )
+    async def verify_spf(request: Request, sender_id: SenderId) -> Response:
+        actor = await auth.account_actor(request)
+        target = _sender_id(sender_id)
+        state, check = await in_transaction(actor, lambda s: s.verify_spf(actor.account_id or 0, target), write=True)
+        return JSONBytesResponse(render_sender(state, settings, check))
+
+    @router.post(
+        "/senders/{sender_id}/requestnewdkim",
+        response_model=ActionResponse,
+        summary="Start a DKIM key rotation of the signature's domain (deprecated by Postmark)",
+        openapi_extra=SENDER_ID,
+    )
+    async def request_new_dkim(request: Request, sender_id: SenderId) -> Response:
+        actor = await auth.account_actor(request)
+        target = _sender_id(sender_id)
+        state = await in_transaction(actor, lambda s: s.request_new_dkim(actor.account_id or 0, target), write=True)
+        return JSONBytesResponse(
+            {
+                "ErrorCode": 0,
+                "Message": f"A new DKIM key was requested for {state.signature.domain}: "
+                "publish the DKIMPendingHost record, then verify it.",
+            }
+        )
+
+    return router
+
+
+def _sender_id(raw: str) -> int:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > MAX_ID or int(raw) == 0:
+        raise NotFound(Reason.SENDER_NOT_FOUND, "This Sender Signature was not found.")
+    return int(raw)
