@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from postwarden import audit
 from postwarden.audit import AuditAction
 from postwarden.db import utcnow
-from postwarden.domains.dkim import dkim_host, generate_key, selector_for
+from postwarden.domains.dkim import DkimSigner, dkim_host, generate_key, selector_for
 from postwarden.domains.dns import Check, CheckOutcome, DnsChecker
 from postwarden.domains.models import DkimKey, Domain
 from postwarden.errors import Conflict, InvalidRequest, NotFound, Reason
@@ -84,6 +84,17 @@ class DomainService:
     def state_of(self, domain: Domain) -> DomainState:
         """The DKIM state of a domain already read under another permission (a sender signature's)."""
         return self._state(domain)
+
+    def signer(self, account_id: int, domain_id: int) -> DkimSigner:
+        """A signer holding the domain's active key, for the sending pipeline.
+
+        Raises NotFound while no key is active (DNS has not shown one yet)."""
+        require(self.actor, Permission.DOMAINS_MANAGE, account_id=account_id)
+        state = self._state(self._find(account_id, domain_id))
+        if state.active is None:
+            raise NotFound(Reason.DOMAIN_NOT_FOUND, f"{state.domain.name} has no verified DKIM key yet.")
+        private_pem = self.runtime.keyring.decrypt(state.active.private_key_encrypted).encode()
+        return DkimSigner(private_pem, state.active.selector, state.domain.name)
 
     # changing
 

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import importlib  # dkimpy's package is named like bench/dkim.py, see tests/unit/test_dkim.py
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
+from postwarden.accounts.service import NewAccount
 from postwarden.audit import AuditEvent
+from postwarden.domains.dns import DnsChecker
 from postwarden.domains.models import DkimKey
+from postwarden.domains.service import DomainService
+from postwarden.errors import NotFound
+from postwarden.identity import Actor
 from postwarden.runtime import Runtime
 from tests.conftest import create_account
 from tests.dns_server import DnsTestServer, dns_server
@@ -208,3 +214,39 @@ def test_server_tokens_cannot_reach_domains(client: TestClient, account_headers:
         client.get("/domains?count=1&offset=0", headers={"X-Postmark-Server-Token": server["ApiTokens"][0]}), 401, 10
     )
     assert "X-Postmark-Account-Token" in message
+
+
+def test_mail_signed_with_the_stored_active_key_verifies_against_dns(
+    client: TestClient,
+    account: NewAccount,
+    account_headers: dict[str, str],
+    runtime: Runtime,
+    dns_server: DnsTestServer,
+) -> None:
+    domain = create(client, account_headers, "signed.example.com")
+    dns_server.add_txt(domain["DKIMPendingHost"], domain["DKIMPendingTextValue"])
+    client.put(f"/domains/{domain['ID']}/verifyDkim", headers=account_headers)
+    with runtime.db.session_scope(write=False) as session:
+        signer = DomainService(session, Actor.system("tests"), runtime).signer(account.account.id, domain["ID"])
+    message = (
+        b"From: Jane <jane@signed.example.com>\r\nTo: you@example.org\r\nSubject: Hello\r\n"
+        b"Date: Sun, 22 Nov 2026 08:00:00 +0000\r\nMessage-ID: <1@signed.example.com>\r\n\r\n" + b"Body line.\r\n" * 800
+    )
+    signed = signer.sign(message) + message
+    resolver = DnsChecker([dns_server.nameserver], timeout=1)
+
+    def published_txt(name: bytes, timeout: int = 5) -> bytes:
+        return "".join(resolver.txt_records(name.decode().rstrip(".")).value).encode()
+
+    assert importlib.import_module("dkim").verify(signed, dnsfunc=published_txt)
+    assert not importlib.import_module("dkim").verify(
+        signed.replace(b"Body line.", b"Body lime.", 1), dnsfunc=published_txt
+    )
+
+
+def test_no_signer_before_dns_shows_a_key(
+    client: TestClient, account: NewAccount, account_headers: dict[str, str], runtime: Runtime
+) -> None:
+    domain = create(client, account_headers)
+    with pytest.raises(NotFound), runtime.db.session_scope(write=False) as session:
+        DomainService(session, Actor.system("tests"), runtime).signer(account.account.id, domain["ID"])
