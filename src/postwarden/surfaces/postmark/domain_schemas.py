@@ -100,7 +100,7 @@ def spf_text(settings: Settings) -> str:
     return f"v=spf1 a mx include:{settings.spf_include} ~all"
 
 
-def _dkim_fields(state: DomainState) -> dict[str, Any]:
+def dkim_fields(state: DomainState) -> dict[str, Any]:
     active, pending, revoked = state.active, state.pending, state.revoked
     return {
         "DKIMVerified": active is not None,
@@ -125,7 +125,7 @@ def render_domain(state: DomainState, settings: Settings, check: Check | None = 
         "SPFVerified": domain.spf_verified,
         "SPFHost": domain.name,
         "SPFTextValue": spf_text(settings),
-        **_dkim_fields(state),
+        **dkim_fields(state),
         "ReturnPathDomain": domain.return_path_domain,
         "ReturnPathDomainVerified": domain.return_path_verified,
         "ReturnPathDomainCNAMEValue": settings.return_path_target,
@@ -148,7 +148,7 @@ def render_domain_item(state: DomainState) -> dict[str, Any]:
 
 
 def render_rotation(state: DomainState) -> dict[str, Any]:
-    return {"Name": state.domain.name, **_dkim_fields(state), "ID": state.domain.id}
+    return {"Name": state.domain.name, **dkim_fields(state), "ID": state.domain.id}
 
 
 def render_spf(state: DomainState, settings: Settings, check: Check) -> dict[str, Any]:

@@ -28,46 +28,25 @@ from postwarden.surfaces.postmark.domain_schemas import (
     render_rotation,
     render_spf,
 )
-from postwarden.surfaces.postmark.routing import parse_int, read_body
+from postwarden.surfaces.postmark.routing import (
+    entity_id,
+    id_parameter,
+    json_body,
+    paging_parameters,
+    parse_int,
+    read_body,
+)
 from postwarden.surfaces.postmark.schemas import ACCOUNT_TOKEN, ActionResponse
 
 Result = TypeVar("Result")
 DomainId = Annotated[str, Path(include_in_schema=False)]
-MAX_ID = 2**31 - 1
 DOMAIN_ID: dict[str, object] = {
     "parameters": [
-        {
-            "name": "domain_id",
-            "in": "path",
-            "required": True,
-            "description": "The domain's ID (ErrorCode 510 when it names no domain of this account)",
-            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-        }
+        id_parameter("domain_id", "The domain's ID (ErrorCode 510 when it names no domain of this account)")
     ],
     **ACCOUNT_TOKEN,
 }
-PAGING: dict[str, object] = {
-    "parameters": [
-        {
-            "name": "count",
-            "in": "query",
-            "required": True,
-            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
-        },
-        {
-            "name": "offset",
-            "in": "query",
-            "required": True,
-            "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
-        },
-    ],
-    **ACCOUNT_TOKEN,
-}
-
-
-def _body(model: type[CreateDomainRequest] | type[EditDomainRequest], *, required: bool) -> dict[str, object]:
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
+PAGING: dict[str, object] = {"parameters": paging_parameters(MAX_PAGE_SIZE), **ACCOUNT_TOKEN}
 
 
 def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
@@ -99,7 +78,7 @@ def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/domains",
         response_model=DomainResponse,
         summary="Create a domain",
-        openapi_extra={**_body(CreateDomainRequest, required=True), **ACCOUNT_TOKEN},
+        openapi_extra={**json_body(CreateDomainRequest, required=True), **ACCOUNT_TOKEN},
     )
     async def create_domain(request: Request) -> Response:
         actor = await auth.account_actor(request)
@@ -120,7 +99,7 @@ def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/domains/{domain_id}",
         response_model=DomainResponse,
         summary="Edit a domain's Return-Path",
-        openapi_extra={**_body(EditDomainRequest, required=False), **DOMAIN_ID},
+        openapi_extra={**json_body(EditDomainRequest, required=False), **DOMAIN_ID},
     )
     async def edit_domain(request: Request, domain_id: DomainId) -> Response:
         actor = await auth.account_actor(request)
@@ -194,6 +173,4 @@ def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
 
 
 def _domain_id(raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > MAX_ID:
-        raise NotFound(Reason.DOMAIN_NOT_FOUND, "This domain was not found.")
-    return int(raw)
+    return entity_id(raw, NotFound(Reason.DOMAIN_NOT_FOUND, "This domain was not found."))

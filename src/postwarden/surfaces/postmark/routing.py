@@ -14,7 +14,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from postwarden.errors import InvalidRequest, Reason
+from postwarden.errors import InvalidRequest, NotFound, Reason
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -141,3 +141,53 @@ def storable(value: Any) -> bool:
     if isinstance(value, dict):
         return all(storable(key) and storable(item) for key, item in value.items())
     return True
+
+
+#: Entity ids are 32-bit integer columns.
+MAX_ID = 2**31 - 1
+
+
+def entity_id(raw: str, not_found: NotFound) -> int:
+    """A path id: ASCII digits within the id column's range, else ``not_found``.
+
+    (``"²".isdigit()`` is true and ``int()`` refuses it; PostgreSQL refuses an id beyond its
+    column instead of finding nothing.)
+    """
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or not 0 < int(raw) <= MAX_ID:
+        raise not_found
+    return int(raw)
+
+
+def id_parameter(name: str, description: str) -> dict[str, object]:
+    """The OpenAPI description of an id in the path (parsed by ``entity_id``)."""
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+    }
+
+
+def paging_parameters(max_count: int) -> list[dict[str, object]]:
+    """``count`` and ``offset``, both required, as Postmark's lists take them."""
+    return [
+        {
+            "name": "count",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1, "maximum": max_count},
+        },
+        {
+            "name": "offset",
+            "in": "query",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_QUERY_INT},
+        },
+    ]
+
+
+def json_body(model: type[BaseModel], *, required: bool) -> dict[str, object]:
+    """An OpenAPI request body for bodies read by ``read_body``."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}

@@ -11,7 +11,7 @@ from postwarden.config import Settings
 from postwarden.domains.dns import Check, CheckOutcome
 from postwarden.senders.models import SenderSignature
 from postwarden.senders.service import NAME_MAX_LENGTH, NOTE_MAX_LENGTH, SenderState
-from postwarden.surfaces.postmark.domain_schemas import spf_text
+from postwarden.surfaces.postmark.domain_schemas import dkim_fields, spf_text
 from postwarden.surfaces.postmark.schemas import DOMAIN_SCHEMA, PostmarkModel
 
 EMAIL_PATTERN: Final = (
@@ -102,34 +102,23 @@ class SenderListResponse(PostmarkModel):
     SenderSignatures: list[SenderListItem]
 
 
+NO_DKIM_KEY: dict[str, Any] = {
+    "DKIMVerified": False,
+    "WeakDKIM": False,
+    "DKIMHost": "",
+    "DKIMTextValue": "",
+    "DKIMPendingHost": "",
+    "DKIMPendingTextValue": "",
+    "DKIMRevokedHost": "",
+    "DKIMRevokedTextValue": "",
+    "SafeToRemoveRevokedKeyFromDNS": False,
+    "DKIMUpdateStatus": "Verified",
+}
+
+
 def _dkim_fields(state: SenderState) -> dict[str, Any]:
-    domain = state.domain
-    if domain is None:  # the account's domain was deleted: no key until requestnewdkim
-        return {
-            "DKIMVerified": False,
-            "WeakDKIM": False,
-            "DKIMHost": "",
-            "DKIMTextValue": "",
-            "DKIMPendingHost": "",
-            "DKIMPendingTextValue": "",
-            "DKIMRevokedHost": "",
-            "DKIMRevokedTextValue": "",
-            "SafeToRemoveRevokedKeyFromDNS": False,
-            "DKIMUpdateStatus": "Verified",
-        }
-    active, pending, revoked = domain.active, domain.pending, domain.revoked
-    return {
-        "DKIMVerified": active is not None,
-        "WeakDKIM": active is not None and active.bits < 1024,
-        "DKIMHost": domain.host_of(active),
-        "DKIMTextValue": active.public_txt if active else "",
-        "DKIMPendingHost": domain.host_of(pending),
-        "DKIMPendingTextValue": pending.public_txt if pending else "",
-        "DKIMRevokedHost": domain.host_of(revoked),
-        "DKIMRevokedTextValue": revoked.public_txt if revoked else "",
-        "SafeToRemoveRevokedKeyFromDNS": domain.safe_to_remove_revoked_key,
-        "DKIMUpdateStatus": "Pending" if pending is not None else "Verified",
-    }
+    # The account's domain was deleted: no key until requestnewdkim creates it again.
+    return dkim_fields(state.domain) if state.domain is not None else NO_DKIM_KEY
 
 
 def render_sender(state: SenderState, settings: Settings, check: Check | None = None) -> dict[str, Any]:

@@ -18,7 +18,14 @@ from postwarden.runtime import Runtime
 from postwarden.senders.service import MAX_PAGE_SIZE, SenderService
 from postwarden.surfaces.http import JSONBytesResponse
 from postwarden.surfaces.postmark.auth import Authenticator, context_of
-from postwarden.surfaces.postmark.routing import parse_int, read_body
+from postwarden.surfaces.postmark.routing import (
+    entity_id,
+    id_parameter,
+    json_body,
+    paging_parameters,
+    parse_int,
+    read_body,
+)
 from postwarden.surfaces.postmark.schemas import ACCOUNT_TOKEN, ActionResponse
 from postwarden.surfaces.postmark.sender_schemas import (
     CreateSenderRequest,
@@ -32,45 +39,17 @@ from postwarden.tasks import TaskQueue
 
 Result = TypeVar("Result")
 SenderId = Annotated[str, Path(include_in_schema=False)]
-MAX_ID = 2**31 - 1
 SENDER_ID: dict[str, object] = {
     "parameters": [
-        {
-            "name": "sender_id",
-            "in": "path",
-            "required": True,
-            "description": "The signature's ID (ErrorCode 501 when it names no signature of this account)",
-            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-        }
+        id_parameter("sender_id", "The signature's ID (ErrorCode 501 when it names no signature of this account)")
     ],
     **ACCOUNT_TOKEN,
 }
-PAGING: dict[str, object] = {
-    "parameters": [
-        {
-            "name": "count",
-            "in": "query",
-            "required": True,
-            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
-        },
-        {
-            "name": "offset",
-            "in": "query",
-            "required": True,
-            "schema": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
-        },
-    ],
-    **ACCOUNT_TOKEN,
-}
+PAGING: dict[str, object] = {"parameters": paging_parameters(MAX_PAGE_SIZE), **ACCOUNT_TOKEN}
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
 <body><h1>{title}</h1><p>{text}</p></body></html>
 """
-
-
-def _body(model: type[CreateSenderRequest] | type[EditSenderRequest], *, required: bool) -> dict[str, object]:
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
 
 
 def senders_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
@@ -105,7 +84,7 @@ def senders_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/senders",
         response_model=SenderResponse,
         summary="Create a sender signature and mail its confirmation link",
-        openapi_extra={**_body(CreateSenderRequest, required=True), **ACCOUNT_TOKEN},
+        openapi_extra={**json_body(CreateSenderRequest, required=True), **ACCOUNT_TOKEN},
     )
     async def create_sender(request: Request) -> Response:
         actor = await auth.account_actor(request)
@@ -149,7 +128,7 @@ def senders_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/senders/{sender_id}",
         response_model=SenderResponse,
         summary="Edit a sender signature",
-        openapi_extra={**_body(EditSenderRequest, required=False), **SENDER_ID},
+        openapi_extra={**json_body(EditSenderRequest, required=False), **SENDER_ID},
     )
     async def edit_sender(request: Request, sender_id: SenderId) -> Response:
         actor = await auth.account_actor(request)
@@ -229,6 +208,4 @@ def senders_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
 
 
 def _sender_id(raw: str) -> int:
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > MAX_ID or int(raw) == 0:
-        raise NotFound(Reason.SENDER_NOT_FOUND, "This Sender Signature was not found.")
-    return int(raw)
+    return entity_id(raw, NotFound(Reason.SENDER_NOT_FOUND, "This Sender Signature was not found."))

@@ -19,7 +19,14 @@ from postwarden.servers.models import Server
 from postwarden.servers.service import MAX_PAGE_SIZE, ServerPage, ServerService
 from postwarden.surfaces.http import JSONBytesResponse, dump_json
 from postwarden.surfaces.postmark.auth import Authenticator
-from postwarden.surfaces.postmark.routing import MAX_QUERY_INT, parse_int, parse_text, read_body
+from postwarden.surfaces.postmark.routing import (
+    MAX_QUERY_INT,
+    entity_id,
+    id_parameter,
+    parse_int,
+    parse_text,
+    read_body,
+)
 from postwarden.surfaces.postmark.schemas import (
     ACCOUNT_TOKEN,
     SERVER_TOKEN,
@@ -34,20 +41,8 @@ from postwarden.surfaces.postmark.schemas import (
 Result = TypeVar("Result")
 # Parsed by _server_id (any other text is ErrorCode 601); SERVER_ID documents it.
 ServerId = Annotated[str, Path(include_in_schema=False)]
-#: Entity ids are 32-bit integer columns.
-MAX_ID = 2**31 - 1
-
-
 SERVER_ID: dict[str, object] = {
-    "parameters": [
-        {
-            "name": "server_id",
-            "in": "path",
-            "required": True,
-            "description": "The server's ID (ErrorCode 601 when it names no server of this account)",
-            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-        }
-    ]
+    "parameters": [id_parameter("server_id", "The server's ID (ErrorCode 601 when it names no server of this account)")]
 }
 SERVER_LIST_PARAMETERS: list[dict[str, object]] = [
     {
@@ -246,8 +241,4 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
 
 
 def _server_id(raw: str) -> int:
-    # ASCII digits only ("²".isdigit() is true, and int() refuses it), and no more than an
-    # id column holds: PostgreSQL refuses a larger number instead of finding nothing.
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 10 or int(raw) > MAX_ID:
-        raise NotFound(Reason.SERVER_NOT_FOUND, f"Server {raw} was not found.")
-    return int(raw)
+    return entity_id(raw, NotFound(Reason.SERVER_NOT_FOUND, f"Server {raw} was not found."))
