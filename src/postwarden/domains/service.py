@@ -19,12 +19,12 @@ from postwarden.domains.dns import Check, CheckOutcome, DnsChecker
 from postwarden.domains.models import DkimKey, Domain
 from postwarden.errors import Conflict, InvalidRequest, NotFound, Reason
 from postwarden.identity import Actor
+from postwarden.paging import check_page
 from postwarden.policy import Permission, require
 from postwarden.runtime import Runtime
 
 PENDING, ACTIVE, REVOKED = "pending", "active", "revoked"
 NAME_MAX_LENGTH: Final = 255
-MAX_PAGE_SIZE: Final = 500
 #: How long a revoked key stays published: mail signed with it may still be in transit.
 REVOKED_KEY_GRACE: Final = timedelta(days=7)
 _DOMAIN_RE: Final = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
@@ -67,11 +67,7 @@ class DomainService:
 
     def list_domains(self, account_id: int, *, count: int, offset: int) -> DomainPage:
         require(self.actor, Permission.DOMAINS_READ, account_id=account_id)
-        if not 1 <= count <= MAX_PAGE_SIZE or offset < 0:
-            raise InvalidRequest(
-                Reason.DOMAIN_QUERY_INVALID,
-                f"The 'count' parameter must be between 1 and {MAX_PAGE_SIZE} and 'offset' 0 or more.",
-            )
+        check_page(count, offset, Reason.DOMAIN_QUERY_INVALID)
         query = select(Domain).where(Domain.account_id == account_id)
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         domains = self.session.scalars(query.order_by(Domain.name, Domain.id).limit(count).offset(offset))

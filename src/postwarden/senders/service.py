@@ -26,11 +26,11 @@ from postwarden.domains.service import DomainService, DomainState
 from postwarden.errors import Conflict, InvalidRequest, NotFound, Reason
 from postwarden.identity import Actor
 from postwarden.mail.service import MailService
+from postwarden.paging import check_page
 from postwarden.policy import Permission, require
 from postwarden.runtime import Runtime
 from postwarden.senders.models import ConfirmationToken, SenderSignature
 
-MAX_PAGE_SIZE: Final = 500
 NAME_MAX_LENGTH: Final = 255
 EMAIL_MAX_LENGTH: Final = 320
 NOTE_MAX_LENGTH: Final = 400
@@ -90,11 +90,7 @@ class SenderService:
 
     def list_senders(self, account_id: int, *, count: int, offset: int) -> SenderPage:
         require(self.actor, Permission.SENDERS_READ, account_id=account_id)
-        if not 1 <= count <= MAX_PAGE_SIZE or offset < 0:
-            raise InvalidRequest(
-                Reason.SENDER_QUERY_INVALID,
-                f"The 'count' parameter must be between 1 and {MAX_PAGE_SIZE} and 'offset' 0 or more.",
-            )
+        check_page(count, offset, Reason.SENDER_QUERY_INVALID)
         query = select(SenderSignature).where(SenderSignature.account_id == account_id)
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         ordered = query.order_by(SenderSignature.email, SenderSignature.id)

@@ -17,6 +17,7 @@ from postwarden.audit import AuditAction
 from postwarden.db import on_commit
 from postwarden.errors import Conflict, InvalidRequest, NotFound, Reason
 from postwarden.identity import Actor
+from postwarden.paging import check_page
 from postwarden.policy import Permission, require
 from postwarden.runtime import Runtime
 from postwarden.servers.models import MessageStream, Server
@@ -37,7 +38,6 @@ HOOK_FIELDS: Final = (
     "click_hook_url",
 )
 NAME_MAX_LENGTH: Final = 255
-MAX_PAGE_SIZE: Final = 500
 DEFAULT_STREAMS: Final = (
     ("outbound", "Default Transactional Stream", "Transactional", "None"),
     ("inbound", "Default Inbound Stream", "Inbound", "None"),
@@ -107,12 +107,7 @@ class ServerService:
 
     def list_servers(self, account_id: int, *, count: int, offset: int, name: str | None = None) -> ServerPage:
         require(self.actor, Permission.SERVERS_READ, account_id=account_id)
-        if not 1 <= count <= MAX_PAGE_SIZE:
-            raise InvalidRequest(
-                Reason.SERVER_QUERY_INVALID, f"The 'count' parameter must be between 1 and {MAX_PAGE_SIZE}."
-            )
-        if offset < 0:
-            raise InvalidRequest(Reason.SERVER_QUERY_INVALID, "The 'offset' parameter must be 0 or more.")
+        check_page(count, offset, Reason.SERVER_QUERY_INVALID)
         query = select(Server.id).where(Server.account_id == account_id)
         if name:
             query = query.where(Server.name_key.contains(name.lower(), autoescape=True))

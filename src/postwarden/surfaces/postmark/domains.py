@@ -6,11 +6,10 @@ from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path, Query
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from postwarden.domains.service import MAX_PAGE_SIZE, DomainService
+from postwarden.domains.service import DomainService
 from postwarden.errors import NotFound, Reason
 from postwarden.identity import Actor
 from postwarden.runtime import Runtime
@@ -33,8 +32,9 @@ from postwarden.surfaces.postmark.routing import (
     id_parameter,
     json_body,
     paging_parameters,
-    parse_int,
+    parse_page,
     read_body,
+    run_in_session,
 )
 from postwarden.surfaces.postmark.schemas import ACCOUNT_TOKEN, ActionResponse
 
@@ -46,7 +46,7 @@ DOMAIN_ID: dict[str, object] = {
     ],
     **ACCOUNT_TOKEN,
 }
-PAGING: dict[str, object] = {"parameters": paging_parameters(MAX_PAGE_SIZE), **ACCOUNT_TOKEN}
+PAGING: dict[str, object] = {"parameters": paging_parameters(), **ACCOUNT_TOKEN}
 
 
 def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
@@ -54,11 +54,7 @@ def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     settings = runtime.settings
 
     async def in_transaction(actor: Actor, work: Callable[[DomainService], Result], *, write: bool) -> Result:
-        def run() -> Result:
-            with runtime.db.session_scope(write=write) as session:
-                return work(DomainService(session, actor, runtime))
-
-        return await run_in_threadpool(run)
+        return await run_in_session(runtime, lambda session: work(DomainService(session, actor, runtime)), write=write)
 
     @router.get("/domains", response_model=DomainListResponse, summary="List domains", openapi_extra=PAGING)
     async def list_domains(
@@ -67,8 +63,7 @@ def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         offset: Annotated[str | None, Query(include_in_schema=False)] = None,
     ) -> Response:
         actor = await auth.account_actor(request)
-        page_size = parse_int(count, "count", Reason.DOMAIN_QUERY_INVALID, required=True) or 0
-        start = parse_int(offset, "offset", Reason.DOMAIN_QUERY_INVALID, required=True) or 0
+        page_size, start = parse_page(count, offset, Reason.DOMAIN_QUERY_INVALID)
         page = await in_transaction(
             actor, lambda s: s.list_domains(actor.account_id or 0, count=page_size, offset=start), write=False
         )

@@ -6,17 +6,23 @@ case and with or without underscores; JSON keys match in any case and ``null`` m
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import cache, lru_cache
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
 from pydantic import BaseModel, ValidationError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from postwarden.errors import InvalidRequest, NotFound, Reason
+from postwarden.paging import MAX_PAGE_SIZE
+from postwarden.runtime import Runtime
 
 Model = TypeVar("Model", bound=BaseModel)
+Result = TypeVar("Result")
 
 #: The largest whole number a query parameter may carry: what SQLite and PostgreSQL store (64-bit).
 MAX_QUERY_INT = 2**63 - 1
@@ -169,22 +175,30 @@ def id_parameter(name: str, description: str) -> dict[str, object]:
     }
 
 
-def paging_parameters(max_count: int) -> list[dict[str, object]]:
-    """``count`` and ``offset``, both required, as Postmark's lists take them."""
+def paging_parameters() -> list[dict[str, object]]:
+    """``count`` and ``offset``, both required, as Postmark's lists take them (``parse_page``)."""
     return [
-        {
-            "name": "count",
-            "in": "query",
-            "required": True,
-            "schema": {"type": "integer", "minimum": 1, "maximum": max_count},
-        },
-        {
-            "name": "offset",
-            "in": "query",
-            "required": True,
-            "schema": {"type": "integer", "minimum": 0, "maximum": MAX_QUERY_INT},
-        },
+        {"name": name, "in": "query", "required": True, "schema": {"type": "integer", "minimum": low, "maximum": high}}
+        for name, low, high in (("count", 1, MAX_PAGE_SIZE), ("offset", 0, MAX_QUERY_INT))
     ]
+
+
+def parse_page(count: str | None, offset: str | None, reason: Reason) -> tuple[int, int]:
+    """Both paging parameters are required; a missing or non-numeric one is ``reason``."""
+    return (
+        parse_int(count, "count", reason, required=True) or 0,
+        parse_int(offset, "offset", reason, required=True) or 0,
+    )
+
+
+async def run_in_session(runtime: Runtime, work: Callable[[Session], Result], *, write: bool) -> Result:
+    """Run ``work`` in one unit of work on a worker thread: services are synchronous."""
+
+    def run() -> Result:
+        with runtime.db.session_scope(write=write) as session:
+            return work(session)
+
+    return await run_in_threadpool(run)
 
 
 def json_body(model: type[BaseModel], *, required: bool) -> dict[str, object]:

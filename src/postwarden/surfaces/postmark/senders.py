@@ -8,14 +8,13 @@ from html import escape
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path, Query
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from postwarden.errors import NotFound, PostwardenError, Reason
 from postwarden.identity import Actor, Credential, Via
 from postwarden.runtime import Runtime
-from postwarden.senders.service import MAX_PAGE_SIZE, SenderService
+from postwarden.senders.service import SenderService
 from postwarden.surfaces.http import JSONBytesResponse
 from postwarden.surfaces.postmark.auth import Authenticator, context_of
 from postwarden.surfaces.postmark.routing import (
@@ -23,8 +22,9 @@ from postwarden.surfaces.postmark.routing import (
     id_parameter,
     json_body,
     paging_parameters,
-    parse_int,
+    parse_page,
     read_body,
+    run_in_session,
 )
 from postwarden.surfaces.postmark.schemas import ACCOUNT_TOKEN, ActionResponse
 from postwarden.surfaces.postmark.sender_schemas import (
@@ -45,7 +45,7 @@ SENDER_ID: dict[str, object] = {
     ],
     **ACCOUNT_TOKEN,
 }
-PAGING: dict[str, object] = {"parameters": paging_parameters(MAX_PAGE_SIZE), **ACCOUNT_TOKEN}
+PAGING: dict[str, object] = {"parameters": paging_parameters(), **ACCOUNT_TOKEN}
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
 <body><h1>{title}</h1><p>{text}</p></body></html>
@@ -58,11 +58,9 @@ def senders_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     enqueue = TaskQueue(runtime).enqueue_mail
 
     async def in_transaction(actor: Actor, work: Callable[[SenderService], Result], *, write: bool) -> Result:
-        def run() -> Result:
-            with runtime.db.session_scope(write=write) as session:
-                return work(SenderService(session, actor, runtime, enqueue))
-
-        return await run_in_threadpool(run)
+        return await run_in_session(
+            runtime, lambda session: work(SenderService(session, actor, runtime, enqueue)), write=write
+        )
 
     @router.get("/senders", response_model=SenderListResponse, summary="List sender signatures", openapi_extra=PAGING)
     async def list_senders(
@@ -71,8 +69,7 @@ def senders_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         offset: Annotated[str | None, Query(include_in_schema=False)] = None,
     ) -> Response:
         actor = await auth.account_actor(request)
-        page_size = parse_int(count, "count", Reason.SENDER_QUERY_INVALID, required=True) or 0
-        start = parse_int(offset, "offset", Reason.SENDER_QUERY_INVALID, required=True) or 0
+        page_size, start = parse_page(count, offset, Reason.SENDER_QUERY_INVALID)
         page = await in_transaction(
             actor, lambda s: s.list_senders(actor.account_id or 0, count=page_size, offset=start), write=False
         )

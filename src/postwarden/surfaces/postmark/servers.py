@@ -6,7 +6,6 @@ from collections.abc import Callable
 from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Path, Query
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -16,16 +15,17 @@ from postwarden.identity import Actor
 from postwarden.policy import Permission, require
 from postwarden.runtime import Runtime
 from postwarden.servers.models import Server
-from postwarden.servers.service import MAX_PAGE_SIZE, ServerPage, ServerService
+from postwarden.servers.service import ServerPage, ServerService
 from postwarden.surfaces.http import JSONBytesResponse, dump_json
 from postwarden.surfaces.postmark.auth import Authenticator
 from postwarden.surfaces.postmark.routing import (
-    MAX_QUERY_INT,
     entity_id,
     id_parameter,
-    parse_int,
+    paging_parameters,
+    parse_page,
     parse_text,
     read_body,
+    run_in_session,
 )
 from postwarden.surfaces.postmark.schemas import (
     ACCOUNT_TOKEN,
@@ -45,20 +45,7 @@ SERVER_ID: dict[str, object] = {
     "parameters": [id_parameter("server_id", "The server's ID (ErrorCode 601 when it names no server of this account)")]
 }
 SERVER_LIST_PARAMETERS: list[dict[str, object]] = [
-    {
-        "name": "count",
-        "in": "query",
-        "required": True,
-        "description": "Servers per page (ErrorCode 600 when missing or out of range)",
-        "schema": {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
-    },
-    {
-        "name": "offset",
-        "in": "query",
-        "required": True,
-        "description": "Servers to skip (ErrorCode 600 when missing or out of range)",
-        "schema": {"type": "integer", "minimum": 0, "maximum": MAX_QUERY_INT},
-    },
+    *paging_parameters(),
     {
         "name": "name",
         "in": "query",
@@ -87,12 +74,8 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     settings = runtime.settings
     server_loads: SingleFlight[bytes] = SingleFlight()
 
-    async def in_transaction(work: Callable[[ServerService], Result], actor: Actor, *, write: bool) -> Result:
-        def run() -> Result:
-            with runtime.db.session_scope(write=write) as session:
-                return work(ServerService(session, actor, runtime))
-
-        return await run_in_threadpool(run)
+    async def in_transaction(actor: Actor, work: Callable[[ServerService], Result], *, write: bool) -> Result:
+        return await run_in_session(runtime, lambda session: work(ServerService(session, actor, runtime)), write=write)
 
     def render(service: ServerService, server: Server) -> bytes:
         return dump_json(render_server(server, service.api_tokens(server), settings))
@@ -126,7 +109,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         generation = runtime.cache.generation
         rendered = await server_loads.run(
             (server_id, account_id),
-            lambda: in_transaction(lambda s: render(s, s.get_server(account_id, server_id)), actor, write=False),
+            lambda: in_transaction(actor, lambda s: render(s, s.get_server(account_id, server_id)), write=False),
         )
         runtime.cache.put_server(server_id, account_id, rendered, read_at_generation=generation)
         return JSONBytesResponse(rendered)
@@ -146,8 +129,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         name: Annotated[str | None, Query(include_in_schema=False)] = None,
     ) -> Response:
         actor = await auth.account_actor(request)
-        page_size = parse_int(count, "count", Reason.SERVER_QUERY_INVALID, required=True) or 0
-        start = parse_int(offset, "offset", Reason.SERVER_QUERY_INVALID, required=True) or 0
+        page_size, start = parse_page(count, offset, Reason.SERVER_QUERY_INVALID)
         name = parse_text(name, "name", Reason.SERVER_QUERY_INVALID)
 
         def work(service: ServerService) -> bytes:
@@ -155,7 +137,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             page = service.list_servers(account_id, count=page_size, offset=start, name=name)
             return b'{"TotalCount":%d,"Servers":[%b]}' % (page.total, b",".join(rendered_servers(service, page)))
 
-        return JSONBytesResponse(await in_transaction(work, actor, write=False))
+        return JSONBytesResponse(await in_transaction(actor, work, write=False))
 
     @router.post(
         "/servers",
@@ -168,7 +150,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         given = (await read_body(request, CreateServerRequest)).to_fields()
 
         return JSONBytesResponse(
-            await in_transaction(lambda s: render(s, s.create_server(actor.account_id or 0, given)), actor, write=True)
+            await in_transaction(actor, lambda s: render(s, s.create_server(actor.account_id or 0, given)), write=True)
         )
 
     @router.get(
@@ -194,7 +176,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
 
         return JSONBytesResponse(
             await in_transaction(
-                lambda s: render(s, s.update_server(actor.account_id or 0, target, given)), actor, write=True
+                actor, lambda s: render(s, s.update_server(actor.account_id or 0, target, given)), write=True
             )
         )
 
@@ -207,7 +189,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     async def delete_server(request: Request, server_id: ServerId) -> Response:
         actor = await auth.account_actor(request)
         target = _server_id(server_id)
-        name = await in_transaction(lambda s: s.delete_server(actor.account_id or 0, target), actor, write=True)
+        name = await in_transaction(actor, lambda s: s.delete_server(actor.account_id or 0, target), write=True)
         return JSONBytesResponse({"ErrorCode": 0, "Message": f"Server {name} removed."})
 
     @router.get(
@@ -233,7 +215,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         server_id = actor.server_id or 0
         return JSONBytesResponse(
             await in_transaction(
-                lambda s: render(s, s.update_server(actor.account_id or 0, server_id, given)), actor, write=True
+                actor, lambda s: render(s, s.update_server(actor.account_id or 0, server_id, given)), write=True
             )
         )
 
