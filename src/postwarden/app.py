@@ -210,16 +210,6 @@ async def _listen_for_invalidations(runtime: Runtime) -> None:
     from redis.asyncio import Redis
 
     redis = Redis.from_url(runtime.settings.redis_url)
-    publisher = Redis.from_url(runtime.settings.redis_url)
-    loop = asyncio.get_running_loop()
-
-    async def send(message: str) -> None:
-        await publisher.publish(INVALIDATION_CHANNEL, message)
-
-    def publish(message: str) -> None:
-        asyncio.run_coroutine_threadsafe(send(message), loop)
-
-    runtime.cache.publish = publish
     while True:
         try:
             async with redis.pubsub() as pubsub:
@@ -229,7 +219,6 @@ async def _listen_for_invalidations(runtime: Runtime) -> None:
                         runtime.cache.apply(message["data"].decode())
         except asyncio.CancelledError:
             await redis.aclose()
-            await publisher.aclose()
             raise
         except Exception:
             logger.exception("cache invalidation listener failed; reconnecting")

@@ -16,7 +16,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
 from postwarden.accounts.service import AccountService, NewAccount
-from postwarden.cache import INVALIDATION_CHANNEL
 from postwarden.config import Settings, load_settings
 from postwarden.errors import PostwardenError
 from postwarden.identity import Actor
@@ -55,31 +54,9 @@ def _settings() -> Settings:
 
 
 def _runtime() -> Runtime:
-    runtime = Runtime.start(_settings())
+    runtime = Runtime.start(_settings(), warn=lambda text: click.echo(f"warning: {text}", err=True))
     _require_migrated(runtime)
-    if runtime.settings.redis_url:
-        _publish_invalidations(runtime)
     return runtime
-
-
-def _publish_invalidations(runtime: Runtime) -> None:
-    """Running servers drop what a command changed at once, as they do for each other's changes."""
-    from redis import Redis, RedisError
-
-    redis = Redis.from_url(runtime.settings.redis_url)
-
-    def publish(message: str) -> None:
-        try:
-            redis.publish(INVALIDATION_CHANNEL, message)
-        except RedisError as exc:
-            # The change is committed; only the running servers' caches lag behind.
-            click.echo(
-                f"warning: could not notify running servers over Redis ({exc}); "
-                f"they may use what they cached for up to {runtime.settings.cache_ttl_seconds:g} seconds",
-                err=True,
-            )
-
-    runtime.cache.publish = publish
 
 
 def _operator(label: str) -> Actor:
