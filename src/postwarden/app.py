@@ -25,15 +25,18 @@ from postwarden.config import Settings
 from postwarden.errors import PostwardenError
 from postwarden.ratelimit import MemoryBackend, RateLimiter, RedisBackend, Verdict, parse_rate
 from postwarden.runtime import Runtime
+from postwarden.surfaces.auth import Authenticator
+from postwarden.surfaces.errors import postmark_error, postmark_error_response
 from postwarden.surfaces.http import AccessLog, JSONBytesResponse, Metrics, RequestMiddleware
-from postwarden.surfaces.postmark.auth import Authenticator
 from postwarden.surfaces.postmark.domains import domains_router
-from postwarden.surfaces.postmark.errors import postmark_error, postmark_error_response
 from postwarden.surfaces.postmark.hot_reads import HotReads
-from postwarden.surfaces.postmark.routing import LenientPostmarkRequests
-from postwarden.surfaces.postmark.schemas import SECURITY_SCHEMES, ErrorResponse
 from postwarden.surfaces.postmark.senders import senders_router
 from postwarden.surfaces.postmark.servers import servers_router
+from postwarden.surfaces.routing import LenientPostmarkRequests
+from postwarden.surfaces.team.account import account_router
+from postwarden.surfaces.team.me import me_router
+from postwarden.surfaces.team.people import people_router
+from postwarden.surfaces.wire import SECURITY_SCHEMES, ErrorResponse
 from postwarden.tasks import TaskQueue
 
 logger = logging.getLogger("postwarden")
@@ -180,7 +183,14 @@ def create_app(
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    postmark_routers = [servers_router(runtime, auth), domains_router(runtime, auth), senders_router(runtime, auth)]
+    postmark_routers = [
+        servers_router(runtime, auth),
+        domains_router(runtime, auth),
+        senders_router(runtime, auth),
+        people_router(runtime, auth),
+        account_router(runtime, auth),
+        me_router(runtime, auth),
+    ]
     for router in postmark_routers:
         app.include_router(router)
     postmark_routes = [route for router in postmark_routers for route in router.routes if isinstance(route, APIRoute)]

@@ -23,13 +23,23 @@ INVALIDATION_CHANNEL = "postwarden:cache-invalidation"
 class Principal:
     """What a valid API token stands for."""
 
-    kind: str  # identity.Credential value: account_token or server_token
+    kind: str  # identity.Credential value: account_token, server_token, personal_token or session
     token_id: int
     account_id: int
     server_id: int | None
     can_delete_servers: bool
     #: How the audit log names this token.
     label: str
+    # A person's credentials (personal token, session) carry the member's grants:
+    user_id: int | None = None
+    role: str | None = None
+    servers_limited: bool = False
+    server_access: tuple[tuple[int, str], ...] = ()
+    scopes: frozenset[str] | None = None
+    token_servers: frozenset[int] | None = None
+    two_factor_missing: bool = False
+    #: Seconds since the epoch after which the credential is refused.
+    expires_at: float | None = None
 
 
 class HotCache:
@@ -76,8 +86,12 @@ class HotCache:
         self.apply(f"account:{account_id}")
         self._broadcast(f"account:{account_id}")
 
+    def invalidate_user(self, user_id: int) -> None:
+        self.apply(f"user:{user_id}")
+        self._broadcast(f"user:{user_id}")
+
     def apply(self, message: str) -> None:
-        """Drop what ``message`` (``server:ID`` or ``account:ID``) makes stale."""
+        """Drop what ``message`` (``server:ID``, ``account:ID`` or ``user:ID``) makes stale."""
         self._generation += 1
         kind, _, raw_id = message.partition(":")
         if not raw_id.isdigit():
@@ -89,6 +103,8 @@ class HotCache:
         elif kind == "account":
             stale = [d for d, (_, p) in self._principals.items() if p.account_id == target]
             self._servers.clear()
+        elif kind == "user":
+            stale = [d for d, (_, p) in self._principals.items() if p.user_id == target]
         else:
             return
         for digest in stale:

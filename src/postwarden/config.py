@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     #: when no Redis carries invalidations between workers.
     cache_ttl_seconds: float = 2.0
     access_log: bool = True
+    #: How long a sign-in session lasts before its user signs in again.
+    session_lifetime_hours: int = Field(default=12, ge=1, le=24 * 30)
+    #: How long an invitation link stays valid.
+    invitation_lifetime_days: int = Field(default=7, ge=1, le=90)
     #: Domain of each server's ``InboundAddress`` (``<hash>@<domain>``).
     inbound_address_domain: str = "inbound.postwarden.localhost"
     log_level: str = "INFO"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -46,9 +47,23 @@ class Actor:
     role: str | None = None
     #: Grants a credential carries beyond its role, e.g. server deletion on an account token.
     token_grants: frozenset[str] = field(default_factory=frozenset)
+    #: Server id -> access level (``policy.ServerAccess`` value) granted to this member one by one.
+    server_access: Mapping[int, str] = field(default_factory=dict)
+    #: A Technical member limited to the servers of ``server_access``.
+    servers_limited: bool = False
+    #: A personal token narrowed to these permissions and servers; None: not narrowed.
+    scopes: frozenset[str] | None = None
+    token_servers: frozenset[int] | None = None
+    #: The account requires two-factor authentication and this user has not set it up.
+    two_factor_missing: bool = False
     context: RequestContext = field(default_factory=RequestContext)
 
     @classmethod
     def system(cls, label: str, *, via: Via = Via.CLI) -> Actor:
         """The operator at the command line: above every account."""
         return cls(credential=Credential.SYSTEM, label=label, via=via)
+
+    @classmethod
+    def invitee(cls, email: str, context: RequestContext) -> Actor:
+        """Someone holding an invitation link: the link is their only credential."""
+        return cls(credential=Credential.SESSION, label=email, via=Via.API, context=context)

@@ -4,11 +4,12 @@ from postwarden.accounts.models import Account
 from postwarden.audit import AuditEvent
 from postwarden.db import Base
 from postwarden.domains.models import DkimKey, Domain
+from postwarden.invitations.models import Invitation
 from postwarden.mail.models import OutboxMessage
 from postwarden.senders.models import ConfirmationToken, SenderSignature
 from postwarden.servers.models import MessageStream, Server
-from postwarden.tokens.models import AccountToken, ServerToken
-from postwarden.users.models import Membership, User
+from postwarden.tokens.models import AccountToken, PersonalToken, ServerToken
+from postwarden.users.models import Membership, RecoveryCode, ServerAccessGrant, User, UserSession
 
 metadata = Base.metadata
 
@@ -19,12 +20,17 @@ __all__ = [
     "ConfirmationToken",
     "DkimKey",
     "Domain",
+    "Invitation",
     "Membership",
     "MessageStream",
     "OutboxMessage",
+    "PersonalToken",
+    "RecoveryCode",
     "SenderSignature",
     "Server",
+    "ServerAccessGrant",
     "ServerToken",
     "User",
+    "UserSession",
     "metadata",
 ]

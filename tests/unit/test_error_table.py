@@ -3,7 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from postwarden.errors import Reason
-from postwarden.surfaces.postmark.errors import POSTMARK_CODES
+from postwarden.surfaces.errors import POSTMARK_CODES
 
 ERRORS_DOC = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 

@@ -86,7 +86,7 @@ def test_server_token_reaches_only_its_own_server_and_only_server_scoped_permiss
     assert allows(token, Permission.SERVERS_READ, account_id=1, server_id=7)
     assert allows(token, Permission.SERVERS_UPDATE, account_id=1, server_id=7)
     assert not allows(token, Permission.SERVERS_READ, account_id=1, server_id=8)
-    assert not allows(token, Permission.SERVERS_READ, account_id=1)
+    assert allows(token, Permission.SERVERS_READ, account_id=1)  # "on some server": its own
     assert not allows(token, Permission.SERVERS_CREATE, account_id=1, server_id=7)
     assert not allows(token, Permission.SERVERS_DELETE, account_id=1, server_id=7)
 

@@ -18,7 +18,7 @@ from postwarden.db import on_commit
 from postwarden.errors import Conflict, InvalidRequest, NotFound, Reason
 from postwarden.identity import Actor
 from postwarden.paging import check_page
-from postwarden.policy import Permission, require
+from postwarden.policy import Permission, allows, require, visible_servers
 from postwarden.runtime import Runtime
 from postwarden.servers.models import MessageStream, Server
 from postwarden.tokens.service import TokenService
@@ -109,6 +109,9 @@ class ServerService:
         require(self.actor, Permission.SERVERS_READ, account_id=account_id)
         check_page(count, offset, Reason.SERVER_QUERY_INVALID)
         query = select(Server.id).where(Server.account_id == account_id)
+        reachable = visible_servers(self.actor)
+        if reachable is not None:
+            query = query.where(Server.id.in_(reachable))
         if name:
             query = query.where(Server.name_key.contains(name.lower(), autoescape=True))
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
@@ -116,20 +119,28 @@ class ServerService:
         return ServerPage(total, ids)
 
     def load_servers(self, account_id: int, server_ids: list[int]) -> list[ServerWithTokens]:
-        """The account's servers among ``server_ids``, in that order, with their API tokens."""
+        """The account's servers among ``server_ids`` that the caller reaches, in that order,
+        with their API tokens where the caller may see them (View only may not)."""
         require(self.actor, Permission.SERVERS_READ, account_id=account_id)
-        require(self.actor, Permission.SERVER_TOKENS_READ, account_id=account_id)
         found = {
             server.id: server
             for server in self.session.scalars(
                 select(Server).where(Server.account_id == account_id, Server.id.in_(server_ids))
             )
+            if allows(self.actor, Permission.SERVERS_READ, account_id=account_id, server_id=server.id)
         }
-        tokens = self.tokens.server_tokens_by_server(list(found))
-        return [ServerWithTokens(found[i], tokens[i]) for i in server_ids if i in found]
+        with_tokens = [i for i in found if self.may_see_tokens(account_id, i)]
+        tokens = self.tokens.server_tokens_by_server(with_tokens)
+        return [ServerWithTokens(found[i], tokens.get(i, [])) for i in server_ids if i in found]
+
+    def may_see_tokens(self, account_id: int, server_id: int) -> bool:
+        return allows(self.actor, Permission.SERVER_TOKENS_READ, account_id=account_id, server_id=server_id)
 
     def api_tokens(self, server: Server) -> list[str]:
-        require(self.actor, Permission.SERVER_TOKENS_READ, account_id=server.account_id, server_id=server.id)
+        """The server's tokens; an empty list for callers who may read the server but not its tokens."""
+        require(self.actor, Permission.SERVERS_READ, account_id=server.account_id, server_id=server.id)
+        if not self.may_see_tokens(server.account_id, server.id):
+            return []
         return self.tokens.server_tokens(server.id)
 
     # changing

@@ -14,8 +14,12 @@ from postwarden.identity import Actor, Credential
 from postwarden.policy import Permission, require
 from postwarden.runtime import Runtime
 from postwarden.servers.models import Server
-from postwarden.tokens.models import AccountToken, ServerToken
+from postwarden.tokens.models import AccountToken, PersonalToken, ServerToken
+from postwarden.tokens.personal import PREFIX as PERSONAL_PREFIX
 from postwarden.tokens.secrets import new_api_token
+from postwarden.users.models import User, UserSession
+from postwarden.users.service import member_grants
+from postwarden.users.sign_in import SESSION_PREFIX
 
 
 class TokenService:
@@ -147,8 +151,13 @@ class TokenService:
         return plaintext
 
     def find_principal(self, presented: str) -> Principal | None:
-        """Resolve a presented token of either kind; None when unknown or revoked."""
+        """Resolve a presented token of any kind; None when unknown, revoked, expired or
+        (for a person's credential) no longer a member."""
         digest = self.keyring.digest(presented)
+        if presented.startswith(PERSONAL_PREFIX):
+            return self._personal_principal(digest)
+        if presented.startswith(SESSION_PREFIX):
+            return self._session_principal(digest)
         account_row = self.session.execute(
             select(AccountToken.id, AccountToken.account_id, AccountToken.can_delete_servers, AccountToken.name).where(
                 AccountToken.secret_digest == digest, AccountToken.revoked_at.is_(None)
@@ -178,3 +187,63 @@ class TokenService:
                 label=f"server token of '{server_row.name}'",
             )
         return None
+
+    def _personal_principal(self, digest: str) -> Principal | None:
+        row = self.session.execute(
+            select(PersonalToken, User.email)
+            .join(User, User.id == PersonalToken.user_id)
+            .where(PersonalToken.secret_digest == digest, PersonalToken.revoked_at.is_(None))
+        ).first()
+        if row is None:
+            return None
+        token, email = row
+        if token.expires_at is not None and token.expires_at <= utcnow():
+            return None
+        grants = member_grants(self.session, token.account_id, token.user_id)
+        if grants is None:
+            return None
+        return Principal(
+            kind=Credential.PERSONAL_TOKEN.value,
+            token_id=token.id,
+            account_id=token.account_id,
+            server_id=None,
+            can_delete_servers=False,
+            label=f"{email} (personal token '{token.name}')",
+            user_id=token.user_id,
+            role=grants.role,
+            servers_limited=grants.servers_limited,
+            server_access=grants.server_access,
+            scopes=frozenset(token.scopes) if token.scopes is not None else None,
+            token_servers=frozenset(token.server_ids) if token.server_ids is not None else None,
+            two_factor_missing=grants.two_factor_missing,
+            expires_at=token.expires_at.timestamp() if token.expires_at else None,
+        )
+
+    def _session_principal(self, digest: str) -> Principal | None:
+        row = self.session.execute(
+            select(UserSession, User.email)
+            .join(User, User.id == UserSession.user_id)
+            .where(UserSession.secret_digest == digest, UserSession.revoked_at.is_(None))
+        ).first()
+        if row is None:
+            return None
+        user_session, email = row
+        if user_session.expires_at <= utcnow():
+            return None
+        grants = member_grants(self.session, user_session.account_id, user_session.user_id)
+        if grants is None:
+            return None
+        return Principal(
+            kind=Credential.SESSION.value,
+            token_id=user_session.id,
+            account_id=user_session.account_id,
+            server_id=None,
+            can_delete_servers=False,
+            label=email,
+            user_id=user_session.user_id,
+            role=grants.role,
+            servers_limited=grants.servers_limited,
+            server_access=grants.server_access,
+            two_factor_missing=grants.two_factor_missing,
+            expires_at=user_session.expires_at.timestamp(),
+        )

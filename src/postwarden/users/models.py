@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from postwarden.db import Base, UTCDateTime, utcnow
@@ -18,6 +18,12 @@ class User(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(255), default="")
     password_hash: Mapped[str] = mapped_column(String(255))
+    #: The TOTP secret, encrypted; set at enrolment, in force once ``totp_enabled_at`` is set.
+    totp_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, default=None)
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    #: The last TOTP time step accepted: a code is good once, never replayed.
+    totp_last_step: Mapped[int | None] = mapped_column(default=None)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -25,10 +31,62 @@ class Membership(Base):
     """A user's place in one account: the account role (names live in ``policy.Role``)."""
 
     __tablename__ = "memberships"
-    __table_args__ = (UniqueConstraint("account_id", "user_id"),)
+    __table_args__ = (
+        UniqueConstraint("account_id", "user_id"),
+        Index("ix_memberships_account_id_role", "account_id", "role"),
+        # The last line of defence for "exactly one Owner": a second one cannot be stored.
+        Index(
+            "uq_memberships_one_owner",
+            "account_id",
+            unique=True,
+            sqlite_where=text("role = 'Owner'"),
+            postgresql_where=text("role = 'Owner'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     role: Mapped[str] = mapped_column(String(20))
+    #: Technical only: reach just the servers listed in ``server_access`` instead of all.
+    servers_limited: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ServerAccessGrant(Base):
+    """One member's access to one server (``policy.ServerAccess``); no row is No access."""
+
+    __tablename__ = "server_access"
+    __table_args__ = (UniqueConstraint("membership_id", "server_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id", ondelete="CASCADE"))
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), index=True)
+    level: Mapped[str] = mapped_column(String(20))
+
+
+class RecoveryCode(Base):
+    """A single-use code that stands in for a TOTP code; only its keyed digest is kept."""
+
+    __tablename__ = "recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_digest: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class UserSession(Base):
+    """A signed-in user in one account (the console's cookie, or the API's bearer session)."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    secret_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    ip: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(512), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)

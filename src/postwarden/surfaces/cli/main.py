@@ -20,9 +20,11 @@ from postwarden.config import Settings, load_settings
 from postwarden.errors import PostwardenError
 from postwarden.identity import Actor
 from postwarden.migrations import alembic_config, upgrade
+from postwarden.policy import ServerAccess
 from postwarden.runtime import Runtime
 from postwarden.servers.service import ServerFields, ServerService
 from postwarden.tokens.service import TokenService
+from postwarden.users.service import Member, UserService, parse_access, parse_role
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -302,6 +304,36 @@ def accounts_set_server_limit(account_id: int, limit: str) -> None:
     click.echo(f"account {account.id} ({account.name}): server limit {shown}")
 
 
+@accounts.command("transfer-ownership")
+@click.argument("account_id", type=int)
+@click.argument("user_id", type=int)
+@friendly_errors
+def accounts_transfer_ownership(account_id: int, user_id: int) -> None:
+    """Make the Admin USER_ID the Owner of ACCOUNT_ID; the current Owner becomes an Admin."""
+    runtime = _runtime()
+    with runtime.db.session_scope() as session:
+        member = UserService(session, _operator("accounts transfer-ownership"), runtime).transfer_ownership(
+            account_id, user_id
+        )
+        email = member.user.email
+    click.echo(f"account {account_id}: {email} is now the Owner")
+
+
+@accounts.command("pause-sending")
+@click.argument("account_id", type=int)
+@click.option("--resume", is_flag=True, help="Resume sending instead.")
+@friendly_errors
+def accounts_pause_sending(account_id: int, resume: bool) -> None:
+    """Stop all mail of ACCOUNT_ID, invitations included (--resume to start it again)."""
+    runtime = _runtime()
+    with runtime.db.session_scope() as session:
+        account = AccountService(session, _operator("accounts pause-sending"), runtime).set_sending_paused(
+            account_id, paused=not resume
+        )
+        state = "paused" if account.sending_paused else "active"
+    click.echo(f"account {account_id}: sending {state}")
+
+
 @accounts.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
@@ -431,6 +463,149 @@ def tokens_allow_server_deletion(account_token_id: int, disable: bool) -> None:
         token = token_service.get_account_token(account_token_id)
         token_service.set_server_deletion(operator, token, enabled=not disable)
     click.echo(f"account token #{account_token_id}: server deletion {'off' if disable else 'on'}")
+
+
+@cli.group()
+def users() -> None:
+    """People in an account: members, their roles and invitations."""
+
+
+@users.command("list")
+@click.option("--account", "account_id", type=int, required=True, help="The account.")
+@click.option("--role", default=None, help="Only members with this role.")
+@click.option("--email", default=None, help="Only members whose email contains this text.")
+@click.option("--json", "as_json", is_flag=True)
+@friendly_errors
+def users_list(account_id: int, role: str | None, email: str | None, as_json: bool) -> None:
+    """List the account's members by email."""
+    wanted_role = parse_role(role) if role else None
+    runtime = _runtime()
+    operator = _operator("users list")
+    rows: list[dict[str, Any]] = []
+    with runtime.db.session_scope(write=False) as session:
+        AccountService(session, operator, runtime).get_account(account_id)
+        service = UserService(session, operator, runtime)
+        offset = 0
+        while True:
+            page = service.list_members(account_id, count=500, offset=offset, role=wanted_role, email=email)
+            rows.extend(_member_json(member) for member in page.members)
+            offset += len(page.members)
+            if not page.members or offset >= page.total:
+                break
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    if not rows:
+        click.echo("no members match" if role or email else "the account has no members")
+        return
+    table = [("ID", "EMAIL", "NAME", "ROLE", "2FA", "SERVERS")] + [
+        (
+            str(row["ID"]),
+            row["Email"],
+            row["Name"] or "-",
+            row["Role"] + (" (limited)" if row["ServersLimited"] else ""),
+            "yes" if row["TwoFactor"] else "no",
+            ", ".join(f"{server_id}:{level}" for server_id, level in row["ServerAccess"].items()) or "-",
+        )
+        for row in rows
+    ]
+    widths = [max(len(line[column]) for line in table) for column in range(len(table[0]) - 1)]
+    for line in table:
+        cells = [line[0].rjust(widths[0])] + [
+            cell.ljust(width) for cell, width in zip(line[1:-1], widths[1:], strict=True)
+        ]
+        click.echo("  ".join([*cells, line[-1]]))
+
+
+def _member_json(member: Member) -> dict[str, Any]:
+    return {
+        "ID": member.user.id,
+        "Email": member.user.email,
+        "Name": member.user.name,
+        "Role": member.role.value,
+        "ServersLimited": member.membership.servers_limited,
+        "TwoFactor": member.user.totp_enabled_at is not None,
+        "ServerAccess": {str(server_id): level for server_id, level in sorted(member.listed_access.items())},
+    }
+
+
+def _server_grants(values: tuple[str, ...]) -> dict[int, ServerAccess]:
+    grants: dict[int, ServerAccess] = {}
+    for value in values:
+        server, _, level = value.partition(":")
+        if not server.strip().isdigit() or not level.strip():
+            raise click.BadParameter(f"'{value}' is not ID:LEVEL (for example 12:ViewOnly)", param_hint="--server")
+        grants[int(server)] = parse_access(level)
+    return grants
+
+
+@users.command("invite")
+@click.option("--account", "account_id", type=int, required=True, help="The account.")
+@click.option("--role", required=True, help="Role of the invited people (not Owner).")
+@click.option(
+    "--server",
+    "servers",
+    multiple=True,
+    metavar="ID:LEVEL",
+    help="Access to one server, for Technical and Member (repeatable).",
+)
+@click.option("--limited", is_flag=True, help="Technical only: reach just the servers given with --server.")
+@click.argument("emails", nargs=-1, required=True)
+@friendly_errors
+def users_invite(account_id: int, role: str, servers: tuple[str, ...], limited: bool, emails: tuple[str, ...]) -> None:
+    """Invite people by email; each gets a link by mail (see `postwarden outbox list`)."""
+    from postwarden.invitations.service import InvitationService, NewInvitations
+    from postwarden.tasks import TaskQueue
+
+    given = NewInvitations(
+        emails=list(emails), role=parse_role(role), server_access=_server_grants(servers), servers_limited=limited
+    )
+    runtime = _runtime()
+    with runtime.db.session_scope() as session:
+        invitations = InvitationService(
+            session, _operator("users invite"), runtime, TaskQueue(runtime).enqueue_mail
+        ).invite(account_id, given)
+        sent = [(invitation.id, invitation.email) for invitation in invitations]
+    for invitation_id, address in sent:
+        click.echo(f"invitation {invitation_id}: {address}")
+
+
+@users.command("set-role")
+@click.option("--account", "account_id", type=int, required=True, help="The account.")
+@click.option(
+    "--limited/--not-limited",
+    "servers_limited",
+    default=None,
+    help="Technical only: reach just the servers listed for them, or every server.",
+)
+@click.argument("user_id", type=int)
+@click.argument("role")
+@friendly_errors
+def users_set_role(account_id: int, servers_limited: bool | None, user_id: int, role: str) -> None:
+    """Give member USER_ID the role ROLE (ownership changes only by transfer)."""
+    new_role = parse_role(role)
+    runtime = _runtime()
+    with runtime.db.session_scope() as session:
+        member = UserService(session, _operator("users set-role"), runtime).set_role(
+            account_id, user_id, new_role, servers_limited=servers_limited
+        )
+        shown = f"user {member.user.id} ({member.user.email}): {member.role.value}"
+        if member.membership.servers_limited:
+            shown += ", limited to listed servers"
+    click.echo(shown)
+
+
+@users.command("remove")
+@click.option("--account", "account_id", type=int, required=True, help="The account.")
+@click.argument("user_id", type=int)
+@friendly_errors
+def users_remove(account_id: int, user_id: int) -> None:
+    """Remove member USER_ID from the account, revoking their sessions and tokens there."""
+    runtime = _runtime()
+    with runtime.db.session_scope() as session:
+        member = UserService(session, _operator("users remove"), runtime).remove_member(account_id, user_id)
+        shown = f"user {member.user.id} ({member.user.email}) removed from account {account_id}"
+    click.echo(shown)
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -10,7 +10,8 @@ from pydantic.config import JsonDict
 from postwarden.config import Settings
 from postwarden.domains.dns import Check, CheckOutcome
 from postwarden.domains.service import DomainState
-from postwarden.surfaces.postmark.schemas import DOMAIN_SCHEMA, PostmarkModel
+from postwarden.surfaces.postmark.schemas import DOMAIN_SCHEMA
+from postwarden.surfaces.wire import PostmarkModel
 
 DOMAIN_NAME_PATTERN: Final = r"^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
 RETURN_PATH_SCHEMA: Final[JsonDict] = {

@@ -13,8 +13,8 @@ from postwarden.domains.service import DomainService
 from postwarden.errors import NotFound, Reason
 from postwarden.identity import Actor
 from postwarden.runtime import Runtime
+from postwarden.surfaces.auth import Authenticator
 from postwarden.surfaces.http import JSONBytesResponse
-from postwarden.surfaces.postmark.auth import Authenticator
 from postwarden.surfaces.postmark.domain_schemas import (
     CreateDomainRequest,
     DkimRotationResponse,
@@ -27,7 +27,8 @@ from postwarden.surfaces.postmark.domain_schemas import (
     render_rotation,
     render_spf,
 )
-from postwarden.surfaces.postmark.routing import (
+from postwarden.surfaces.postmark.schemas import ACCOUNT_TOKEN, ActionResponse
+from postwarden.surfaces.routing import (
     entity_id,
     id_parameter,
     json_body,
@@ -36,7 +37,6 @@ from postwarden.surfaces.postmark.routing import (
     read_body,
     run_in_session,
 )
-from postwarden.surfaces.postmark.schemas import ACCOUNT_TOKEN, ActionResponse
 
 Result = TypeVar("Result")
 DomainId = Annotated[str, Path(include_in_schema=False)]

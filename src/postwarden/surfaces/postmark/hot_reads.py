@@ -17,8 +17,8 @@ from postwarden.cache import Principal
 from postwarden.identity import Actor, Credential, RequestContext
 from postwarden.policy import Permission, allows
 from postwarden.runtime import Runtime
+from postwarden.surfaces.auth import actor_for
 from postwarden.surfaces.http import JSON_MEDIA_TYPE
-from postwarden.surfaces.postmark.auth import actor_for
 
 _SERVER_BY_ID = re.compile(r"^/servers/([0-9]{1,10})$")
 _CONTENT_TYPE = (b"content-type", JSON_MEDIA_TYPE.encode())

@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt, StrictStr
+from pydantic import ConfigDict, Field, StrictBool, StrictStr
 from pydantic.config import JsonDict
 
 from postwarden.config import Settings
 from postwarden.servers.models import Server
 from postwarden.servers.service import COLORS, DELIVERY_TYPES, NAME_MAX_LENGTH, TRACK_LINKS, ServerFields
-from postwarden.surfaces.postmark.auth import ACCOUNT_HEADER, SERVER_HEADER
+from postwarden.surfaces.wire import PostmarkModel, WholeInt, any_case
 
-SECURITY_SCHEMES: Final[dict[str, Any]] = {
-    "AccountToken": {
-        "type": "apiKey",
-        "in": "header",
-        "name": ACCOUNT_HEADER,
-        "description": "Account API token: /servers and the other account-wide endpoints.",
-    },
-    "ServerToken": {
-        "type": "apiKey",
-        "in": "header",
-        "name": SERVER_HEADER,
-        "description": "Server API token: /server and the endpoints of that one server.",
-    },
-}
 ACCOUNT_TOKEN: Final[dict[str, Any]] = {"security": [{"AccountToken": []}]}
 SERVER_TOKEN: Final[dict[str, Any]] = {"security": [{"ServerToken": []}]}
 
@@ -41,29 +27,6 @@ DOMAIN_SCHEMA: Final[JsonDict] = {
     "pattern": r"^$|^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$",
     "maxLength": 253,
 }
-
-
-def _whole_number(value: Any) -> Any:
-    # JSON has one number type: 5.0 is the integer 5 (JSON Schema agrees), but "5" is not.
-    return int(value) if isinstance(value, float) and value.is_integer() else value
-
-
-WholeInt = Annotated[StrictInt, BeforeValidator(_whole_number)]
-
-
-def any_case(*values: str) -> JsonDict:
-    """The accepted values in their usual spellings (any case is accepted), or null."""
-    spellings: list[Any] = list(dict.fromkeys([*values, *(value.lower() for value in values)]))
-    return {"enum": [*spellings, None]}
-
-
-class PostmarkModel(BaseModel):
-    model_config = ConfigDict(extra="ignore", populate_by_name=False)
-
-
-class ErrorResponse(PostmarkModel):
-    ErrorCode: int
-    Message: str
 
 
 class ServerRequestFields(PostmarkModel):

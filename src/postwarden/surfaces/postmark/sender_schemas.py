@@ -12,7 +12,8 @@ from postwarden.domains.dns import Check, CheckOutcome
 from postwarden.senders.models import SenderSignature
 from postwarden.senders.service import NAME_MAX_LENGTH, NOTE_MAX_LENGTH, SenderState
 from postwarden.surfaces.postmark.domain_schemas import dkim_fields, spf_text
-from postwarden.surfaces.postmark.schemas import DOMAIN_SCHEMA, PostmarkModel
+from postwarden.surfaces.postmark.schemas import DOMAIN_SCHEMA
+from postwarden.surfaces.wire import PostmarkModel
 
 EMAIL_PATTERN: Final = (
     r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"

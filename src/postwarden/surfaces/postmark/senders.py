@@ -15,17 +15,8 @@ from postwarden.errors import NotFound, PostwardenError, Reason
 from postwarden.identity import Actor, Credential, Via
 from postwarden.runtime import Runtime
 from postwarden.senders.service import SenderService
+from postwarden.surfaces.auth import Authenticator, context_of
 from postwarden.surfaces.http import JSONBytesResponse
-from postwarden.surfaces.postmark.auth import Authenticator, context_of
-from postwarden.surfaces.postmark.routing import (
-    entity_id,
-    id_parameter,
-    json_body,
-    paging_parameters,
-    parse_page,
-    read_body,
-    run_in_session,
-)
 from postwarden.surfaces.postmark.schemas import ACCOUNT_TOKEN, ActionResponse
 from postwarden.surfaces.postmark.sender_schemas import (
     CreateSenderRequest,
@@ -34,6 +25,15 @@ from postwarden.surfaces.postmark.sender_schemas import (
     SenderResponse,
     render_sender,
     render_sender_item,
+)
+from postwarden.surfaces.routing import (
+    entity_id,
+    id_parameter,
+    json_body,
+    paging_parameters,
+    parse_page,
+    read_body,
+    run_in_session,
 )
 from postwarden.tasks import TaskQueue
 

@@ -12,21 +12,12 @@ from starlette.responses import Response
 from postwarden.cache import SingleFlight
 from postwarden.errors import NotFound, Reason
 from postwarden.identity import Actor
-from postwarden.policy import Permission, require
+from postwarden.policy import Permission, allows, require
 from postwarden.runtime import Runtime
 from postwarden.servers.models import Server
 from postwarden.servers.service import ServerPage, ServerService
+from postwarden.surfaces.auth import Authenticator
 from postwarden.surfaces.http import JSONBytesResponse, dump_json
-from postwarden.surfaces.postmark.auth import Authenticator
-from postwarden.surfaces.postmark.routing import (
-    entity_id,
-    id_parameter,
-    paging_parameters,
-    parse_page,
-    parse_text,
-    read_body,
-    run_in_session,
-)
 from postwarden.surfaces.postmark.schemas import (
     ACCOUNT_TOKEN,
     SERVER_TOKEN,
@@ -36,6 +27,15 @@ from postwarden.surfaces.postmark.schemas import (
     ServerListResponse,
     ServerResponse,
     render_server,
+)
+from postwarden.surfaces.routing import (
+    entity_id,
+    id_parameter,
+    paging_parameters,
+    parse_page,
+    parse_text,
+    read_body,
+    run_in_session,
 )
 
 Result = TypeVar("Result")
@@ -87,20 +87,26 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         rendered: dict[int, bytes] = {}
         for server_id in page.server_ids:
             cached = runtime.cache.get_server(server_id)
-            if cached is not None and cached[0] == account_id:
+            # The cache holds servers as rendered for those who see their tokens.
+            if cached is not None and cached[0] == account_id and service.may_see_tokens(account_id, server_id):
                 rendered[server_id] = cached[1]
         missing = [server_id for server_id in page.server_ids if server_id not in rendered]
         if missing:
             for loaded in service.load_servers(account_id, missing):
                 body = dump_json(render_server(loaded.server, loaded.api_tokens, settings))
-                runtime.cache.put_server(loaded.server.id, account_id, body, read_at_generation=generation)
+                if service.may_see_tokens(account_id, loaded.server.id):
+                    runtime.cache.put_server(loaded.server.id, account_id, body, read_at_generation=generation)
                 rendered[loaded.server.id] = body
         return [rendered[server_id] for server_id in page.server_ids if server_id in rendered]
 
     async def cached_server(actor: Actor, account_id: int, server_id: int) -> Response:
-        """The hot read: policy, then the per-process cache, then the database."""
+        """The hot read: policy, then the per-process cache, then the database. The cache
+        holds servers with their tokens, so it serves only callers who may see them."""
         require(actor, Permission.SERVERS_READ, account_id=account_id, server_id=server_id)
-        require(actor, Permission.SERVER_TOKENS_READ, account_id=account_id, server_id=server_id)
+        if not allows(actor, Permission.SERVER_TOKENS_READ, account_id=account_id, server_id=server_id):
+            return JSONBytesResponse(
+                await in_transaction(actor, lambda s: render(s, s.get_server(account_id, server_id)), write=False)
+            )
         cached = runtime.cache.get_server(server_id)
         if cached is not None:
             if cached[0] != account_id:

@@ -1,4 +1,5 @@
-"""The one table from domain error to Postmark wire error: (HTTP status, ErrorCode).
+"""The one table from domain error to wire error, (HTTP status, ErrorCode), for the Postmark
+and team APIs, which share their conventions.
 
 Postmark's own codes are used wherever Postmark has one. Codes postwarden adds live in
 the reserved range 9000-9999 (docs/errors.md), so they never collide with Postmark's.
@@ -20,6 +21,8 @@ POSTMARK_CODES: Final[Mapping[Reason, tuple[int, int]]] = {
     Reason.WRONG_CREDENTIAL_KIND: (401, 10),
     Reason.NOT_ALLOWED: (403, 9001),
     Reason.SERVER_DELETION_DISABLED: (422, 604),
+    Reason.TWO_FACTOR_REQUIRED: (403, 9011),
+    Reason.PERSONAL_CREDENTIAL_NEEDED: (403, 9012),
     Reason.INVALID_JSON: (422, 402),
     Reason.INVALID_FIELD: (422, 402),
     Reason.RATE_LIMITED: (429, 429),
@@ -32,6 +35,30 @@ POSTMARK_CODES: Final[Mapping[Reason, tuple[int, int]]] = {
     Reason.USER_EMAIL_TAKEN: (422, 9006),
     Reason.PASSWORD_TOO_SHORT: (422, 9007),
     Reason.OUTBOX_MESSAGE_NOT_FOUND: (404, 9008),
+    Reason.TEAM_QUERY_INVALID: (422, 9013),
+    Reason.USER_NOT_FOUND: (404, 9014),
+    Reason.ROLE_INVALID: (422, 9015),
+    Reason.OWNER_PROTECTED: (403, 9016),
+    Reason.OWNER_BY_TRANSFER_ONLY: (422, 9017),
+    Reason.TRANSFER_TARGET_NOT_ADMIN: (422, 9018),
+    Reason.SERVER_ACCESS_INVALID: (422, 9019),
+    Reason.SERVER_ACCESS_FIXED_BY_ROLE: (422, 9020),
+    Reason.INVITATION_NOT_FOUND: (404, 9021),
+    Reason.INVITATION_FIELD_INVALID: (422, 9022),
+    Reason.INVITATION_ALREADY_MEMBER: (422, 9023),
+    Reason.INVITATION_LINK_INVALID: (404, 9024),
+    Reason.INVITATION_LINK_EXPIRED: (410, 9025),
+    Reason.SENDING_PAUSED: (422, 9026),
+    Reason.LOGIN_FAILED: (401, 9027),
+    Reason.LOGIN_THROTTLED: (429, 9028),
+    Reason.TWO_FACTOR_CODE_NEEDED: (401, 9029),
+    Reason.TWO_FACTOR_CODE_INVALID: (422, 9030),
+    Reason.TWO_FACTOR_ALREADY_ENABLED: (422, 9031),
+    Reason.TWO_FACTOR_NOT_STARTED: (422, 9032),
+    Reason.PERSONAL_TOKEN_NOT_FOUND: (404, 9033),
+    Reason.PERSONAL_TOKEN_FIELD_INVALID: (422, 9034),
+    Reason.ACCOUNT_FIELD_INVALID: (422, 9035),
+    Reason.NOTHING_TO_CHANGE: (422, 9036),
     Reason.DOMAIN_NOT_FOUND: (422, 510),
     Reason.DOMAIN_QUERY_INVALID: (422, 500),
     Reason.DOMAIN_NAME_MISSING: (422, 514),
@@ -75,6 +102,11 @@ def postmark_error(status: int, code: int, message: str, headers: Mapping[str, s
     )
 
 
+#: Seconds a refused caller should wait, sent as ``Retry-After``.
+RETRY_AFTER: Final[Mapping[Reason, int]] = {Reason.LOGIN_THROTTLED: 15 * 60}
+
+
 def postmark_error_response(error: PostwardenError) -> Response:
     status, code = POSTMARK_CODES[error.reason]
-    return postmark_error(status, code, error.message)
+    wait = RETRY_AFTER.get(error.reason)
+    return postmark_error(status, code, error.message, {"Retry-After": str(wait)} if wait else None)

@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from postwarden.errors import InvalidRequest, NotFound, Reason
 from postwarden.paging import MAX_PAGE_SIZE
+from postwarden.policy import Permission
 from postwarden.runtime import Runtime
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -109,6 +110,13 @@ async def read_body(request: Request, model: type[Model]) -> Model:
         problem = exc.errors()[0]
         field = ".".join(str(part) for part in problem["loc"]) or "body"
         raise InvalidRequest(Reason.INVALID_FIELD, f"Invalid value for '{field}': {problem['msg']}.") from exc
+
+
+def require_change(body: Model) -> Model:
+    """An edit must carry at least one field (``null`` counts as absent)."""
+    if not body.model_fields_set:
+        raise InvalidRequest(Reason.NOTHING_TO_CHANGE, "The request changes nothing: give at least one field.")
+    return body
 
 
 def parse_int(value: str | None, name: str, reason: Reason, *, required: bool) -> int | None:
@@ -202,6 +210,35 @@ async def run_in_session(runtime: Runtime, work: Callable[[Session], Result], *,
 
 
 def json_body(model: type[BaseModel], *, required: bool) -> dict[str, object]:
-    """An OpenAPI request body for bodies read by ``read_body``."""
-    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-    return {"requestBody": {"required": required, "content": {"application/json": {"schema": schema}}}}
+    """An OpenAPI request body for bodies read by ``read_body``, nested models inlined (the
+    body is described here, outside FastAPI's components)."""
+    schema = model.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: inline(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [inline(item) for item in node]
+        return node
+
+    return {"requestBody": {"required": required, "content": {"application/json": {"schema": inline(schema)}}}}
+
+
+PERMISSION_KEY = "x-permission"
+
+
+def guarded_by(*permissions: Permission) -> dict[str, object]:
+    """Declares, in the OpenAPI document, the permissions an operation asks ``policy`` for.
+
+    The authorization matrix test reads this to drive every operation with every role;
+    an operation without the declaration fails that test.
+    """
+    return {PERMISSION_KEY: [permission.value for permission in permissions]}
+
+
+def open_to_anyone(why: str) -> dict[str, object]:
+    """Declares an operation that no permission guards (sign-in, a mailed link), and why."""
+    return {PERMISSION_KEY: [], "x-open-because": why}

@@ -1,7 +1,14 @@
-"""Token authentication for the Postmark API, lean enough for the hot path: one header
-read, one keyed digest, one dictionary lookup when the token is cached."""
+"""Token authentication for the Postmark and team APIs, lean enough for the hot path: one
+header read, one keyed digest, one dictionary lookup when the token is cached.
+
+Account-level endpoints take the account token, or a person's credential as a bearer
+token: a personal token (``pw_...``) or a session (``pws_...``), which act with that
+person's role and server access. Server endpoints take only the server token.
+"""
 
 from __future__ import annotations
+
+import time
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -11,22 +18,66 @@ from postwarden.errors import NotAuthenticated, Reason
 from postwarden.identity import Actor, Credential, RequestContext, Via
 from postwarden.policy import ACCOUNT_TOKEN_OPTIONAL_GRANTS, ACCOUNT_TOKEN_ROLE
 from postwarden.runtime import Runtime
+from postwarden.tokens.personal import LAST_USED_RESOLUTION_SECONDS, touch
 from postwarden.tokens.service import TokenService
 
 SERVER_HEADER = "X-Postmark-Server-Token"
 ACCOUNT_HEADER = "X-Postmark-Account-Token"
+PERSON_CREDENTIALS = frozenset({Credential.PERSONAL_TOKEN.value, Credential.SESSION.value})
 
 
 class Authenticator:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._loads: SingleFlight[Principal | None] = SingleFlight()
+        #: personal token id -> when this process last wrote its ``last_used_at``
+        self._last_touched: dict[int, float] = {}
 
     async def server_actor(self, request: Request) -> Actor:
         return await self._actor(request, Credential.SERVER_TOKEN)
 
     async def account_actor(self, request: Request) -> Actor:
-        return await self._actor(request, Credential.ACCOUNT_TOKEN)
+        """The account token, or else a person's bearer credential."""
+        bearer = _bearer(request)
+        if bearer is None or request.headers.get(ACCOUNT_HEADER, "").strip():
+            return await self._actor(request, Credential.ACCOUNT_TOKEN)
+        return await self._person(request, bearer)
+
+    async def person_actor(self, request: Request) -> Actor:
+        """Endpoints about the caller themselves (``/me``): only a person's credential."""
+        bearer = _bearer(request)
+        if bearer is None:
+            raise NotAuthenticated(
+                Reason.MISSING_CREDENTIAL,
+                "This endpoint needs a personal token or session: send 'Authorization: Bearer pw_...' "
+                "(POST /sessions signs in and returns a session token).",
+            )
+        return await self._person(request, bearer)
+
+    async def _person(self, request: Request, bearer: str) -> Actor:
+        principal = await self._principal(bearer)
+        if principal is None or principal.kind not in PERSON_CREDENTIALS or _expired(principal):
+            raise NotAuthenticated(
+                Reason.BAD_CREDENTIAL,
+                "The Authorization bearer token is not a valid personal token or session "
+                "(unknown, revoked, expired, or its user is no longer a member).",
+            )
+        context = context_of(request)
+        if principal.kind == Credential.PERSONAL_TOKEN.value:
+            await self._touch(principal.token_id, context.ip)
+        return actor_for(principal, context)
+
+    async def _touch(self, token_id: int, ip: str) -> None:
+        now = time.monotonic()
+        if now - self._last_touched.get(token_id, -LAST_USED_RESOLUTION_SECONDS) < LAST_USED_RESOLUTION_SECONDS:
+            return
+        self._last_touched[token_id] = now
+
+        def write() -> None:
+            with self.runtime.db.session_scope() as session:
+                touch(session, token_id, ip)
+
+        await run_in_threadpool(write)
 
     async def _actor(self, request: Request, needed: Credential) -> Actor:
         header, other_header, kind = (
@@ -52,10 +103,13 @@ class Authenticator:
                 Reason.BAD_CREDENTIAL, f"Request does not contain a valid {kind} token in the {header} header."
             )
         if principal.kind != needed.value:
-            given = "an account" if principal.kind == Credential.ACCOUNT_TOKEN.value else "a server"
+            given = {
+                Credential.ACCOUNT_TOKEN.value: "an account token",
+                Credential.SERVER_TOKEN.value: "a server token",
+            }.get(principal.kind, "a personal token or session (send it as 'Authorization: Bearer')")
             raise NotAuthenticated(
                 Reason.WRONG_CREDENTIAL_KIND,
-                f"This endpoint needs a {kind} token in the {header} header; {given} token was given.",
+                f"This endpoint needs a {kind} token in the {header} header; {given} was given.",
             )
         return actor_for(principal, context_of(request))
 
@@ -72,6 +126,15 @@ class Authenticator:
     def _load_principal(self, presented: str) -> Principal | None:
         with self.runtime.db.session_scope(write=False) as session:
             return TokenService(session, self.runtime).find_principal(presented)
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _expired(principal: Principal) -> bool:
+    return principal.expires_at is not None and principal.expires_at <= time.time()
 
 
 def context_of(request: Request) -> RequestContext:
@@ -92,6 +155,22 @@ def actor_for(principal: Principal, context: RequestContext) -> Actor:
             account_id=principal.account_id,
             server_id=principal.server_id,
             token_id=principal.token_id,
+            context=context,
+        )
+    if principal.kind in PERSON_CREDENTIALS:
+        return Actor(
+            credential=Credential(principal.kind),
+            label=principal.label,
+            via=Via.API,
+            account_id=principal.account_id,
+            user_id=principal.user_id,
+            token_id=principal.token_id,
+            role=principal.role,
+            server_access=dict(principal.server_access),
+            servers_limited=principal.servers_limited,
+            scopes=principal.scopes,
+            token_servers=principal.token_servers,
+            two_factor_missing=principal.two_factor_missing,
             context=context,
         )
     return Actor(

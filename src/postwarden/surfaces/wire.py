@@ -1,0 +1,64 @@
+"""Wire primitives shared by the Postmark and team APIs, which follow one set of conventions."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final
+
+from annotated_types import Ge, Le
+from pydantic import BaseModel, BeforeValidator, ConfigDict, StrictInt, WithJsonSchema
+from pydantic.config import JsonDict
+
+from postwarden.surfaces.auth import ACCOUNT_HEADER, SERVER_HEADER
+
+SECURITY_SCHEMES: Final[dict[str, Any]] = {
+    "AccountToken": {
+        "type": "apiKey",
+        "in": "header",
+        "name": ACCOUNT_HEADER,
+        "description": "Account API token: /servers and the other account-wide endpoints.",
+    },
+    "ServerToken": {
+        "type": "apiKey",
+        "in": "header",
+        "name": SERVER_HEADER,
+        "description": "Server API token: /server and the endpoints of that one server.",
+    },
+    "PersonalToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A person's credential: a personal token (pw_...) or a session (pws_..., from POST /sessions). "
+        "Acts with that person's role and server access.",
+    },
+}
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON has one number type: 5.0 is the integer 5 (JSON Schema agrees), but "5" is not.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+WholeInt = Annotated[StrictInt, BeforeValidator(_whole_number)]
+
+
+def any_case(*values: str) -> JsonDict:
+    """The accepted values in their usual spellings (any case is accepted), or null."""
+    spellings: list[Any] = list(dict.fromkeys([*values, *(value.lower() for value in values)]))
+    return {"enum": [*spellings, None]}
+
+
+class PostmarkModel(BaseModel):
+    model_config = ConfigDict(extra="ignore", populate_by_name=False)
+
+
+class ErrorResponse(PostmarkModel):
+    ErrorCode: int
+    Message: str
+
+
+#: An entity id in a body: a 32-bit positive integer, as the id columns store them.
+EntityId = Annotated[
+    WholeInt,
+    Ge(1),
+    Le(2**31 - 1),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 2**31 - 1}),
+]

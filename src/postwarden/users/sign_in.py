@@ -1,0 +1,209 @@
+"""Signing in with email, password and (when set up) a second factor; sessions.
+
+Failed attempts are audit events (``user.login_failed``), and the same events throttle:
+too many recent failures for one address, or from one IP, refuse even a right password
+until the window passes. Being rows in the database, the count holds across processes.
+A failure must outlive the request it fails, so ``sign_in`` returns it instead of raising:
+the edge commits, then answers with the refusal.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Final
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from postwarden import audit
+from postwarden.audit import AuditAction, AuditEvent
+from postwarden.db import on_commit, utcnow
+from postwarden.errors import NotAuthenticated, PostwardenError, Reason
+from postwarden.identity import Actor, Credential, RequestContext, Via
+from postwarden.policy import Permission, require
+from postwarden.runtime import Runtime
+from postwarden.users.models import Membership, User, UserSession
+from postwarden.users.passwords import hash_password, verify_password
+from postwarden.users.two_factor import accepted_step, use_recovery_code
+
+SESSION_PREFIX: Final = "pws_"
+THROTTLE_WINDOW: Final = timedelta(minutes=15)
+MAX_FAILURES_PER_ADDRESS: Final = 5
+MAX_FAILURES_PER_IP: Final = 20
+#: Verified when the address is unknown, so both cases take the time of one hash.
+_DECOY_HASH: Final = hash_password("postwarden decoy password")
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """Either a new session (its token shown once) or the refusal to answer with."""
+
+    session_token: str | None = None
+    session: UserSession | None = None
+    refusal: PostwardenError | None = None
+
+
+def open_session(
+    session: Session, runtime: Runtime, user: User, account_id: int, context: RequestContext
+) -> tuple[UserSession, str]:
+    """A new session of ``user`` in one account (the caller checked the membership)."""
+    plaintext = SESSION_PREFIX + secrets.token_hex(32)
+    row = UserSession(
+        user_id=user.id,
+        account_id=account_id,
+        secret_digest=runtime.keyring.digest(plaintext),
+        ip=context.ip[:64],
+        user_agent=context.user_agent[:512],
+        expires_at=utcnow() + timedelta(hours=runtime.settings.session_lifetime_hours),
+    )
+    session.add(row)
+    session.flush()  # assigns row.id for the audit row
+    user.last_login_at = utcnow()
+    actor = Actor(
+        credential=Credential.SESSION,
+        label=user.email,
+        via=Via.API,
+        account_id=account_id,
+        user_id=user.id,
+        token_id=row.id,
+        context=context,
+    )
+    audit.record(
+        session,
+        actor,
+        AuditAction.SESSION_CREATED,
+        account_id=account_id,
+        target_type="user",
+        target_id=user.id,
+        target_label=user.email,
+        changes={"expires_at": {"before": None, "after": row.expires_at.isoformat()}},
+    )
+    return row, plaintext
+
+
+class SignInService:
+    def __init__(self, session: Session, runtime: Runtime, context: RequestContext) -> None:
+        self.session = session
+        self.runtime = runtime
+        self.context = context
+
+    def sign_in(
+        self,
+        email: str,
+        password: str,
+        *,
+        code: str | None = None,
+        recovery_code: str | None = None,
+        account_id: int | None = None,
+    ) -> SignIn:
+        address = email.strip().lower()
+        if self._throttled(address):
+            return SignIn(
+                refusal=PostwardenError(
+                    Reason.LOGIN_THROTTLED,
+                    f"Too many failed sign-ins. Try again in {int(THROTTLE_WINDOW.total_seconds() // 60)} minutes.",
+                )
+            )
+        user = self.session.scalar(select(User).where(User.email == address))
+        if not verify_password(password, user.password_hash if user else _DECOY_HASH) or user is None:
+            return self._failed(address, None, "wrong email or password")
+        if user.totp_enabled_at is not None:
+            if not code and not recovery_code:
+                return SignIn(
+                    refusal=NotAuthenticated(
+                        Reason.TWO_FACTOR_CODE_NEEDED,
+                        "This user has two-factor authentication: send 'Code' from the authenticator app "
+                        "(or a 'RecoveryCode').",
+                    )
+                )
+            if not self._second_factor(user, code, recovery_code):
+                return self._failed(address, user, "wrong two-factor code")
+        memberships = {
+            m.account_id: m for m in self.session.scalars(select(Membership).where(Membership.user_id == user.id))
+        }
+        chosen = account_id if account_id is not None else min(memberships, default=None)
+        if chosen is None or chosen not in memberships:
+            return self._failed(address, user, "not a member of the requested account")
+        row, token = open_session(self.session, self.runtime, user, chosen, self.context)
+        return SignIn(session_token=token, session=row)
+
+    def _second_factor(self, user: User, code: str | None, recovery_code: str | None) -> bool:
+        if code:
+            assert user.totp_secret_encrypted is not None
+            step = accepted_step(self.runtime.keyring.decrypt(user.totp_secret_encrypted), code, user.totp_last_step)
+            if step is None:
+                return False
+            user.totp_last_step = step
+            return True
+        if recovery_code and use_recovery_code(self.session, self.runtime, user, recovery_code):
+            audit.record(
+                self.session,
+                self._actor(user),
+                AuditAction.USER_RECOVERY_CODE_USED,
+                account_id=None,
+                target_type="user",
+                target_id=user.id,
+                target_label=user.email,
+            )
+            return True
+        return False
+
+    def _throttled(self, address: str) -> bool:
+        since = utcnow() - THROTTLE_WINDOW
+        recent = select(func.count()).where(
+            AuditEvent.action == AuditAction.USER_LOGIN_FAILED.value, AuditEvent.occurred_at > since
+        )
+        by_address = self.session.scalar(recent.where(AuditEvent.target_label == address)) or 0
+        if by_address >= MAX_FAILURES_PER_ADDRESS:
+            return True
+        if not self.context.ip:
+            return False
+        return (self.session.scalar(recent.where(AuditEvent.ip == self.context.ip)) or 0) >= MAX_FAILURES_PER_IP
+
+    def _failed(self, address: str, user: User | None, why: str) -> SignIn:
+        audit.record(
+            self.session,
+            self._actor(user, address),
+            AuditAction.USER_LOGIN_FAILED,
+            account_id=None,
+            target_type="user",
+            target_id=user.id if user else "",
+            target_label=address[:320],
+            changes={"reason": why},
+        )
+        return SignIn(
+            refusal=NotAuthenticated(
+                Reason.LOGIN_FAILED,
+                "Sign-in failed: wrong email, password or code, or no membership in that account.",
+            )
+        )
+
+    def _actor(self, user: User | None, address: str = "") -> Actor:
+        return Actor(
+            credential=Credential.SESSION,
+            label=user.email if user else address[:320],
+            via=Via.API,
+            user_id=user.id if user else None,
+            context=self.context,
+        )
+
+
+def sign_out(session: Session, runtime: Runtime, actor: Actor) -> None:
+    """Ends the session the actor is signed in with."""
+    require(actor, Permission.PROFILE_READ, account_id=actor.account_id)
+    if actor.credential is not Credential.SESSION or actor.token_id is None:
+        return
+    session.execute(update(UserSession).where(UserSession.id == actor.token_id).values(revoked_at=utcnow()))
+    audit.record(
+        session,
+        actor,
+        AuditAction.SESSION_REVOKED,
+        account_id=actor.account_id,
+        target_type="user",
+        target_id=actor.user_id or "",
+        target_label=actor.label,
+    )
+    user_id = actor.user_id or 0
+    on_commit(session, lambda: runtime.cache.invalidate_user(user_id))
