@@ -32,7 +32,7 @@ from postwarden.surfaces.postmark.domains import domains_router
 from postwarden.surfaces.postmark.hot_reads import HotReads
 from postwarden.surfaces.postmark.senders import senders_router
 from postwarden.surfaces.postmark.servers import servers_router
-from postwarden.surfaces.routing import LenientPostmarkRequests
+from postwarden.surfaces.routing import LenientPostmarkRequests, open_to_anyone
 from postwarden.surfaces.team.account import account_router
 from postwarden.surfaces.team.me import me_router
 from postwarden.surfaces.team.people import people_router
@@ -156,11 +156,22 @@ def create_app(
         logger.exception("unexpected error", extra={"request_id": request_id})
         return postmark_error(500, 101, f"An unexpected error occurred. Error ID: {request_id}.")
 
-    @app.get("/healthz", tags=["Operations"], summary="The process is up")
+    @app.get(
+        "/healthz",
+        tags=["Operations"],
+        summary="The process is up",
+        openapi_extra=open_to_anyone("load balancers probe it"),
+    )
     async def healthz() -> dict[str, str]:
         return {"Status": "ok"}
 
-    @app.get("/readyz", tags=["Operations"], summary="The database answers", responses={503: {"model": ErrorResponse}})
+    @app.get(
+        "/readyz",
+        tags=["Operations"],
+        summary="The database answers",
+        responses={503: {"model": ErrorResponse}},
+        openapi_extra=open_to_anyone("load balancers probe it"),
+    )
     async def readyz() -> Response:
         def check() -> None:
             with runtime.db.engine.connect() as connection:
@@ -179,6 +190,7 @@ def create_app(
         summary="Prometheus metrics",
         response_class=Response,
         responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+        openapi_extra=open_to_anyone("Prometheus scrapes it; it carries counts, never data"),
     )
     async def prometheus_metrics() -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Final
 
 from sqlalchemy import func, select
@@ -18,11 +18,12 @@ from postwarden.db import on_commit
 from postwarden.errors import Conflict, InvalidRequest, NotFound, Reason
 from postwarden.identity import Actor
 from postwarden.paging import check_page
-from postwarden.policy import Permission, allows, require, visible_servers
+from postwarden.policy import Permission, ServerAccess, allows, require, visible_servers
 from postwarden.runtime import Runtime
 from postwarden.servers.models import MessageStream, Server
 from postwarden.tokens.service import TokenService
 from postwarden.urls import outbound_url_problem
+from postwarden.users.models import Membership, ServerAccessGrant
 
 #: Accepted colors (any case) and the value stored; ``turqoise`` is the old API's spelling.
 COLORS: Final[dict[str, str]] = {
@@ -177,7 +178,26 @@ class ServerService:
             target_label=server.name,
             changes={name: {"before": None, "after": value} for name, value in self._snapshot(server).items()},
         )
+        self._grant_to_creator(account_id, server)
         return server
+
+    def _grant_to_creator(self, account_id: int, server: Server) -> None:
+        """Whoever creates a server reaches it: a Technical member limited to a list of
+        servers gets Full access on the one they just created."""
+        if self.actor.user_id is None or allows(
+            self.actor, Permission.SERVERS_READ, account_id=account_id, server_id=server.id
+        ):
+            return
+        membership_id = self.session.scalar(
+            select(Membership.id).where(Membership.account_id == account_id, Membership.user_id == self.actor.user_id)
+        )
+        if membership_id is None:
+            return
+        self.session.add(
+            ServerAccessGrant(membership_id=membership_id, server_id=server.id, level=ServerAccess.FULL.value)
+        )
+        self.actor = replace(self.actor, server_access={**self.actor.server_access, server.id: ServerAccess.FULL.value})
+        on_commit(self.session, lambda: self.runtime.cache.invalidate_account(account_id))
 
     def update_server(self, account_id: int, server_id: int, given: ServerFields) -> Server:
         require(self.actor, Permission.SERVERS_UPDATE, account_id=account_id, server_id=server_id)

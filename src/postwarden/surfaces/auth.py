@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from postwarden.cache import Principal, SingleFlight
-from postwarden.errors import NotAuthenticated, Reason
+from postwarden.errors import NotAuthenticated, PermissionDenied, Reason
 from postwarden.identity import Actor, Credential, RequestContext, Via
 from postwarden.policy import ACCOUNT_TOKEN_OPTIONAL_GRANTS, ACCOUNT_TOKEN_ROLE
 from postwarden.runtime import Runtime
@@ -46,6 +46,13 @@ class Authenticator:
     async def person_actor(self, request: Request) -> Actor:
         """Endpoints about the caller themselves (``/me``): only a person's credential."""
         bearer = _bearer(request)
+        if bearer is None and request.headers.get(ACCOUNT_HEADER, "").strip():
+            await self._actor(request, Credential.ACCOUNT_TOKEN)  # a bad token is still a 401
+            raise PermissionDenied(
+                Reason.PERSONAL_CREDENTIAL_NEEDED,
+                "This endpoint acts for a person: use a personal token (Authorization: Bearer pw_...) "
+                "or a session, not an account token.",
+            )
         if bearer is None:
             raise NotAuthenticated(
                 Reason.MISSING_CREDENTIAL,

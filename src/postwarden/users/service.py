@@ -320,11 +320,15 @@ class UserService:
 
     # changing members
 
-    def set_role(self, account_id: int, user_id: int, role: Role, *, servers_limited: bool | None = None) -> Member:
+    def set_role(
+        self, account_id: int, user_id: int, role: Role | None, *, servers_limited: bool | None = None
+    ) -> Member:
+        """A new role and/or Technical limit; None keeps what the member has."""
         require(self.actor, Permission.USERS_MANAGE, account_id=account_id)
         self._lock_account(account_id)
         member = self.get_member(account_id, user_id)
         current = member.role
+        role = current if role is None else role
         check_role_change(current, role)
         limited = member.membership.servers_limited if servers_limited is None else servers_limited
         if role not in ROLES_WITH_SERVER_LIMIT:

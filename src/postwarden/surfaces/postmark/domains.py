@@ -12,6 +12,7 @@ from starlette.responses import Response
 from postwarden.domains.service import DomainService
 from postwarden.errors import NotFound, Reason
 from postwarden.identity import Actor
+from postwarden.policy import Permission
 from postwarden.runtime import Runtime
 from postwarden.surfaces.auth import Authenticator
 from postwarden.surfaces.http import JSONBytesResponse
@@ -30,6 +31,7 @@ from postwarden.surfaces.postmark.domain_schemas import (
 from postwarden.surfaces.postmark.schemas import ACCOUNT_TOKEN, ActionResponse
 from postwarden.surfaces.routing import (
     entity_id,
+    guarded_by,
     id_parameter,
     json_body,
     paging_parameters,
@@ -56,7 +58,12 @@ def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     async def in_transaction(actor: Actor, work: Callable[[DomainService], Result], *, write: bool) -> Result:
         return await run_in_session(runtime, lambda session: work(DomainService(session, actor, runtime)), write=write)
 
-    @router.get("/domains", response_model=DomainListResponse, summary="List domains", openapi_extra=PAGING)
+    @router.get(
+        "/domains",
+        response_model=DomainListResponse,
+        summary="List domains",
+        openapi_extra={**PAGING, **guarded_by(Permission.DOMAINS_READ)},
+    )
     async def list_domains(
         request: Request,
         count: Annotated[str | None, Query(include_in_schema=False)] = None,
@@ -73,7 +80,11 @@ def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/domains",
         response_model=DomainResponse,
         summary="Create a domain",
-        openapi_extra={**json_body(CreateDomainRequest, required=True), **ACCOUNT_TOKEN},
+        openapi_extra={
+            **json_body(CreateDomainRequest, required=True),
+            **ACCOUNT_TOKEN,
+            **guarded_by(Permission.DOMAINS_MANAGE),
+        },
     )
     async def create_domain(request: Request) -> Response:
         actor = await auth.account_actor(request)
@@ -83,7 +94,12 @@ def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         )
         return JSONBytesResponse(render_domain(state, settings))
 
-    @router.get("/domains/{domain_id}", response_model=DomainResponse, summary="Get a domain", openapi_extra=DOMAIN_ID)
+    @router.get(
+        "/domains/{domain_id}",
+        response_model=DomainResponse,
+        summary="Get a domain",
+        openapi_extra={**DOMAIN_ID, **guarded_by(Permission.DOMAINS_READ)},
+    )
     async def get_domain(request: Request, domain_id: DomainId) -> Response:
         actor = await auth.account_actor(request)
         target = _domain_id(domain_id)
@@ -94,7 +110,11 @@ def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/domains/{domain_id}",
         response_model=DomainResponse,
         summary="Edit a domain's Return-Path",
-        openapi_extra={**json_body(EditDomainRequest, required=False), **DOMAIN_ID},
+        openapi_extra={
+            **json_body(EditDomainRequest, required=False),
+            **DOMAIN_ID,
+            **guarded_by(Permission.DOMAINS_MANAGE),
+        },
     )
     async def edit_domain(request: Request, domain_id: DomainId) -> Response:
         actor = await auth.account_actor(request)
@@ -106,7 +126,10 @@ def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         return JSONBytesResponse(render_domain(state, settings))
 
     @router.delete(
-        "/domains/{domain_id}", response_model=ActionResponse, summary="Delete a domain", openapi_extra=DOMAIN_ID
+        "/domains/{domain_id}",
+        response_model=ActionResponse,
+        summary="Delete a domain",
+        openapi_extra={**DOMAIN_ID, **guarded_by(Permission.DOMAINS_MANAGE)},
     )
     async def delete_domain(request: Request, domain_id: DomainId) -> Response:
         actor = await auth.account_actor(request)
@@ -118,7 +141,7 @@ def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/domains/{domain_id}/verifyDkim",
         response_model=DomainResponse,
         summary="Check the DKIM record in DNS",
-        openapi_extra=DOMAIN_ID,
+        openapi_extra={**DOMAIN_ID, **guarded_by(Permission.DOMAINS_MANAGE)},
     )
     async def verify_dkim(request: Request, domain_id: DomainId) -> Response:
         actor = await auth.account_actor(request)
@@ -130,7 +153,7 @@ def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/domains/{domain_id}/verifyReturnPath",
         response_model=DomainResponse,
         summary="Check the Return-Path CNAME in DNS",
-        openapi_extra=DOMAIN_ID,
+        openapi_extra={**DOMAIN_ID, **guarded_by(Permission.DOMAINS_MANAGE)},
     )
     async def verify_return_path(request: Request, domain_id: DomainId) -> Response:
         actor = await auth.account_actor(request)
@@ -144,7 +167,7 @@ def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/domains/{domain_id}/verifyspf",
         response_model=SpfResponse,
         summary="Check the SPF record in DNS (deprecated by Postmark)",
-        openapi_extra=DOMAIN_ID,
+        openapi_extra={**DOMAIN_ID, **guarded_by(Permission.DOMAINS_MANAGE)},
     )
     async def verify_spf(request: Request, domain_id: DomainId) -> Response:
         actor = await auth.account_actor(request)
@@ -156,7 +179,7 @@ def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/domains/{domain_id}/rotatedkim",
         response_model=DkimRotationResponse,
         summary="Start a DKIM key rotation",
-        openapi_extra=DOMAIN_ID,
+        openapi_extra={**DOMAIN_ID, **guarded_by(Permission.DOMAINS_MANAGE)},
     )
     async def rotate_dkim(request: Request, domain_id: DomainId) -> Response:
         actor = await auth.account_actor(request)

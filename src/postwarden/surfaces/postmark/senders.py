@@ -13,6 +13,7 @@ from starlette.responses import HTMLResponse, Response
 
 from postwarden.errors import NotFound, PostwardenError, Reason
 from postwarden.identity import Actor, Credential, Via
+from postwarden.policy import Permission
 from postwarden.runtime import Runtime
 from postwarden.senders.service import SenderService
 from postwarden.surfaces.auth import Authenticator, context_of
@@ -28,8 +29,10 @@ from postwarden.surfaces.postmark.sender_schemas import (
 )
 from postwarden.surfaces.routing import (
     entity_id,
+    guarded_by,
     id_parameter,
     json_body,
+    open_to_anyone,
     paging_parameters,
     parse_page,
     read_body,
@@ -62,7 +65,12 @@ def senders_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             runtime, lambda session: work(SenderService(session, actor, runtime, enqueue)), write=write
         )
 
-    @router.get("/senders", response_model=SenderListResponse, summary="List sender signatures", openapi_extra=PAGING)
+    @router.get(
+        "/senders",
+        response_model=SenderListResponse,
+        summary="List sender signatures",
+        openapi_extra={**PAGING, **guarded_by(Permission.SENDERS_READ)},
+    )
     async def list_senders(
         request: Request,
         count: Annotated[str | None, Query(include_in_schema=False)] = None,
@@ -81,7 +89,11 @@ def senders_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/senders",
         response_model=SenderResponse,
         summary="Create a sender signature and mail its confirmation link",
-        openapi_extra={**json_body(CreateSenderRequest, required=True), **ACCOUNT_TOKEN},
+        openapi_extra={
+            **json_body(CreateSenderRequest, required=True),
+            **ACCOUNT_TOKEN,
+            **guarded_by(Permission.SENDERS_MANAGE),
+        },
     )
     async def create_sender(request: Request) -> Response:
         actor = await auth.account_actor(request)
@@ -100,7 +112,11 @@ def senders_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         )
         return JSONBytesResponse(render_sender(state, settings))
 
-    @router.get("/senders/confirm/{token}", include_in_schema=False)
+    @router.get(
+        "/senders/confirm/{token}",
+        include_in_schema=False,
+        openapi_extra=open_to_anyone("the mailed link is the credential"),
+    )
     async def confirm_sender(request: Request, token: str) -> Response:
         actor = Actor(credential=Credential.SYSTEM, label="confirmation link", via=Via.API, context=context_of(request))
         try:
@@ -113,7 +129,10 @@ def senders_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         return HTMLResponse(_PAGE.format(title="Sender confirmed", text=text))
 
     @router.get(
-        "/senders/{sender_id}", response_model=SenderResponse, summary="Get a sender signature", openapi_extra=SENDER_ID
+        "/senders/{sender_id}",
+        response_model=SenderResponse,
+        summary="Get a sender signature",
+        openapi_extra={**SENDER_ID, **guarded_by(Permission.SENDERS_READ)},
     )
     async def get_sender(request: Request, sender_id: SenderId) -> Response:
         actor = await auth.account_actor(request)
@@ -125,7 +144,11 @@ def senders_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/senders/{sender_id}",
         response_model=SenderResponse,
         summary="Edit a sender signature",
-        openapi_extra={**json_body(EditSenderRequest, required=False), **SENDER_ID},
+        openapi_extra={
+            **json_body(EditSenderRequest, required=False),
+            **SENDER_ID,
+            **guarded_by(Permission.SENDERS_MANAGE),
+        },
     )
     async def edit_sender(request: Request, sender_id: SenderId) -> Response:
         actor = await auth.account_actor(request)
@@ -149,7 +172,7 @@ def senders_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/senders/{sender_id}",
         response_model=ActionResponse,
         summary="Delete a sender signature",
-        openapi_extra=SENDER_ID,
+        openapi_extra={**SENDER_ID, **guarded_by(Permission.SENDERS_MANAGE)},
     )
     async def delete_sender(request: Request, sender_id: SenderId) -> Response:
         actor = await auth.account_actor(request)
@@ -161,7 +184,7 @@ def senders_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/senders/{sender_id}/resend",
         response_model=ActionResponse,
         summary="Mail the confirmation link again",
-        openapi_extra=SENDER_ID,
+        openapi_extra={**SENDER_ID, **guarded_by(Permission.SENDERS_MANAGE)},
     )
     async def resend_confirmation(request: Request, sender_id: SenderId) -> Response:
         actor = await auth.account_actor(request)
@@ -175,7 +198,7 @@ def senders_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/senders/{sender_id}/verifyspf",
         response_model=SenderResponse,
         summary="Check the SPF record in DNS (deprecated by Postmark)",
-        openapi_extra=SENDER_ID,
+        openapi_extra={**SENDER_ID, **guarded_by(Permission.SENDERS_MANAGE)},
     )
     async def verify_spf(request: Request, sender_id: SenderId) -> Response:
         actor = await auth.account_actor(request)
@@ -187,7 +210,7 @@ def senders_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/senders/{sender_id}/requestnewdkim",
         response_model=ActionResponse,
         summary="Start a DKIM key rotation of the signature's domain (deprecated by Postmark)",
-        openapi_extra=SENDER_ID,
+        openapi_extra={**SENDER_ID, **guarded_by(Permission.SENDERS_MANAGE)},
     )
     async def request_new_dkim(request: Request, sender_id: SenderId) -> Response:
         actor = await auth.account_actor(request)

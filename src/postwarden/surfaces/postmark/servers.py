@@ -30,6 +30,7 @@ from postwarden.surfaces.postmark.schemas import (
 )
 from postwarden.surfaces.routing import (
     entity_id,
+    guarded_by,
     id_parameter,
     paging_parameters,
     parse_page,
@@ -124,7 +125,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/servers",
         response_model=ServerListResponse,
         summary="List servers",
-        openapi_extra={"parameters": SERVER_LIST_PARAMETERS, **ACCOUNT_TOKEN},
+        openapi_extra={"parameters": SERVER_LIST_PARAMETERS, **ACCOUNT_TOKEN, **guarded_by(Permission.SERVERS_READ)},
     )
     async def list_servers(
         request: Request,
@@ -149,7 +150,11 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/servers",
         response_model=ServerResponse,
         summary="Create a server",
-        openapi_extra={**body_schema(CreateServerRequest, required=True), **ACCOUNT_TOKEN},
+        openapi_extra={
+            **body_schema(CreateServerRequest, required=True),
+            **ACCOUNT_TOKEN,
+            **guarded_by(Permission.SERVERS_CREATE),
+        },
     )
     async def create_server(request: Request) -> Response:
         actor = await auth.account_actor(request)
@@ -163,7 +168,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/servers/{server_id}",
         response_model=ServerResponse,
         summary="Get a server",
-        openapi_extra={**SERVER_ID, **ACCOUNT_TOKEN},
+        openapi_extra={**SERVER_ID, **ACCOUNT_TOKEN, **guarded_by(Permission.SERVERS_READ)},
     )
     async def get_server(request: Request, server_id: ServerId) -> Response:
         actor = await auth.account_actor(request)
@@ -173,7 +178,12 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/servers/{server_id}",
         response_model=ServerResponse,
         summary="Edit a server (partial)",
-        openapi_extra={**SERVER_ID, **body_schema(EditServerRequest, required=True), **ACCOUNT_TOKEN},
+        openapi_extra={
+            **SERVER_ID,
+            **body_schema(EditServerRequest, required=True),
+            **ACCOUNT_TOKEN,
+            **guarded_by(Permission.SERVERS_UPDATE),
+        },
     )
     async def edit_server(request: Request, server_id: ServerId) -> Response:
         actor = await auth.account_actor(request)
@@ -190,7 +200,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/servers/{server_id}",
         response_model=ActionResponse,
         summary="Delete a server",
-        openapi_extra={**SERVER_ID, **ACCOUNT_TOKEN},
+        openapi_extra={**SERVER_ID, **ACCOUNT_TOKEN, **guarded_by(Permission.SERVERS_DELETE)},
     )
     async def delete_server(request: Request, server_id: ServerId) -> Response:
         actor = await auth.account_actor(request)
@@ -202,7 +212,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/server",
         response_model=ServerResponse,
         summary="Get the server of this server token",
-        openapi_extra=SERVER_TOKEN,
+        openapi_extra={**SERVER_TOKEN, **guarded_by(Permission.SERVERS_READ)},
     )
     async def current_server(request: Request) -> Response:
         actor = await auth.server_actor(request)
@@ -212,7 +222,11 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/server",
         response_model=ServerResponse,
         summary="Edit the server of this server token (partial)",
-        openapi_extra={**body_schema(EditServerRequest, required=True), **SERVER_TOKEN},
+        openapi_extra={
+            **body_schema(EditServerRequest, required=True),
+            **SERVER_TOKEN,
+            **guarded_by(Permission.SERVERS_UPDATE),
+        },
     )
     async def edit_current_server(request: Request) -> Response:
         actor = await auth.server_actor(request)

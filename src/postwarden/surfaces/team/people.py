@@ -168,8 +168,7 @@ def people_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
 
         def work(users: UserService) -> dict[str, object]:
             account_id = actor.account_id or 0
-            current = users.get_member(account_id, target)
-            role = parse_role(body.Role) if body.Role is not None else current.role
+            role = parse_role(body.Role) if body.Role is not None else None
             member = users.set_role(account_id, target, role, servers_limited=body.ServersLimited)
             return render_member(member, users.servers_seen_by_caller(account_id))
 
