@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from postwarden.errors import PermissionDenied, Reason
+from postwarden.errors import InvalidRequest, PermissionDenied, Reason
 from postwarden.identity import Actor, Credential, Via
 from postwarden.policy import (
     ACCOUNT_TOKEN_ROLE,
@@ -12,8 +12,16 @@ from postwarden.policy import (
     GRANTS,
     Permission,
     Role,
+    ServerAccess,
     allows,
+    check_removal,
+    check_role_change,
+    check_server_list,
+    check_transfer,
     require,
+    sees_every_member,
+    server_access,
+    visible_servers,
 )
 
 
@@ -100,3 +108,106 @@ def test_operator_reaches_everything() -> None:
     operator = Actor.system("cli")
     assert all(allows(operator, permission, account_id=5, server_id=9) for permission in Permission)
     assert allows(operator, Permission.ACCOUNTS_MANAGE)
+
+
+def person(
+    role: Role,
+    *,
+    access: dict[int, ServerAccess] | None = None,
+    limited: bool = False,
+    scopes: frozenset[str] | None = None,
+    token_servers: frozenset[int] | None = None,
+    two_factor_missing: bool = False,
+) -> Actor:
+    return Actor(
+        credential=Credential.PERSONAL_TOKEN,
+        label="someone",
+        via=Via.API,
+        account_id=1,
+        user_id=5,
+        role=role.value,
+        server_access={server: level.value for server, level in (access or {}).items()},
+        servers_limited=limited,
+        scopes=scopes,
+        token_servers=token_servers,
+        two_factor_missing=two_factor_missing,
+    )
+
+
+def test_view_only_reads_a_server_but_neither_changes_it_nor_sees_its_tokens() -> None:
+    viewer = person(Role.MEMBER, access={7: ServerAccess.VIEW})
+    assert allows(viewer, Permission.SERVERS_READ, account_id=1, server_id=7)
+    assert not allows(viewer, Permission.SERVERS_UPDATE, account_id=1, server_id=7)
+    assert not allows(viewer, Permission.SERVER_TOKENS_READ, account_id=1, server_id=7)
+    assert not allows(viewer, Permission.SERVERS_READ, account_id=1, server_id=8)
+    assert visible_servers(viewer) == frozenset({7})
+
+
+def test_billing_sees_no_server_and_a_limited_technical_only_its_own() -> None:
+    assert visible_servers(person(Role.BILLING)) == frozenset()
+    assert not allows(person(Role.BILLING), Permission.SERVERS_READ, account_id=1)
+    limited = person(Role.TECHNICAL, access={1: ServerAccess.FULL, 2: ServerAccess.FULL}, limited=True)
+    assert visible_servers(limited) == frozenset({1, 2})
+    assert server_access(limited, 3) is ServerAccess.NONE
+    assert server_access(person(Role.TECHNICAL), 3) is ServerAccess.FULL
+    # Grants listed for roles that reach servers by role alone change nothing.
+    assert server_access(person(Role.BILLING, access={3: ServerAccess.FULL}), 3) is ServerAccess.NONE
+
+
+def test_a_personal_token_is_narrowed_by_its_scopes_and_servers() -> None:
+    narrow = person(Role.OWNER, scopes=frozenset({"servers:read"}), token_servers=frozenset({7}))
+    assert allows(narrow, Permission.SERVERS_READ, account_id=1, server_id=7)
+    assert not allows(narrow, Permission.SERVERS_READ, account_id=1, server_id=8)
+    assert not allows(narrow, Permission.USERS_MANAGE, account_id=1)
+    assert visible_servers(narrow) == frozenset({7})
+
+
+def test_without_required_two_factor_only_enrolment_is_allowed() -> None:
+    blocked = person(Role.OWNER, two_factor_missing=True)
+    assert allows(blocked, Permission.TWO_FACTOR_ENROL, account_id=1)
+    assert not any(
+        allows(blocked, p, account_id=1, server_id=1) for p in Permission if p is not Permission.TWO_FACTOR_ENROL
+    )
+    with pytest.raises(PermissionDenied) as refused:
+        require(blocked, Permission.SERVERS_READ, account_id=1, server_id=1)
+    assert refused.value.reason is Reason.TWO_FACTOR_REQUIRED
+
+
+def test_who_sees_every_member() -> None:
+    assert sees_every_member(account_token())
+    assert sees_every_member(person(Role.ADMIN))
+    assert not sees_every_member(person(Role.TECHNICAL))
+
+
+@pytest.mark.parametrize("new", [Role.ADMIN, Role.MEMBER, Role.BILLING])
+def test_nobody_demotes_the_owner(new: Role) -> None:
+    with pytest.raises(PermissionDenied) as refused:
+        check_role_change(Role.OWNER, new)
+    assert refused.value.reason is Reason.OWNER_PROTECTED
+
+
+def test_nobody_becomes_owner_but_by_transfer_and_only_an_admin_receives_it() -> None:
+    with pytest.raises(InvalidRequest):
+        check_role_change(Role.ADMIN, Role.OWNER)
+    with pytest.raises(PermissionDenied):
+        check_removal(Role.OWNER)
+    check_removal(Role.ADMIN)
+    owner = person(Role.OWNER)
+    check_transfer(owner, actor_role=Role.OWNER, target_role=Role.ADMIN)
+    with pytest.raises(InvalidRequest):
+        check_transfer(owner, actor_role=Role.OWNER, target_role=Role.TECHNICAL)
+    with pytest.raises(PermissionDenied):  # a stale credential that says Owner while the row says Admin
+        check_transfer(owner, actor_role=Role.ADMIN, target_role=Role.ADMIN)
+    with pytest.raises(PermissionDenied):  # the account token is no person
+        check_transfer(account_token(), actor_role=None, target_role=Role.ADMIN)
+    check_transfer(Actor.system("cli"), actor_role=Role.OWNER, target_role=Role.ADMIN)
+
+
+def test_per_server_access_applies_only_where_the_role_takes_it() -> None:
+    check_server_list(Role.MEMBER, limited=False)
+    check_server_list(Role.TECHNICAL, limited=True)
+    for role in (Role.OWNER, Role.ADMIN, Role.BILLING):
+        with pytest.raises(InvalidRequest):
+            check_server_list(role, limited=False)
+    with pytest.raises(InvalidRequest):
+        check_server_list(Role.MEMBER, limited=True)

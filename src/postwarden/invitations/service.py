@@ -221,6 +221,15 @@ class InvitationService:
                     f"{invitation.email} already has a login: enter its password to join this account.",
                 )
             user = existing
+            joined = self.session.scalar(
+                select(Membership.id).where(
+                    Membership.account_id == invitation.account_id, Membership.user_id == existing.id
+                )
+            )
+            if joined is not None:
+                raise InvalidRequest(
+                    Reason.INVITATION_ALREADY_MEMBER, f"{invitation.email} is already a member of this account."
+                )
         else:
             check_password(password)
             clean_name = (name or "").strip()

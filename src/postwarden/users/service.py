@@ -108,6 +108,11 @@ class Member:
     def role(self) -> Role:
         return Role(self.membership.role)
 
+    @property
+    def default_access(self) -> ServerAccess:
+        """The access on servers granted nothing one by one."""
+        return access_level(self.role, limited=self.membership.servers_limited, listed=None)
+
     def access_on(self, server_id: int) -> ServerAccess:
         return access_level(
             self.role, limited=self.membership.servers_limited, listed=self.listed_access.get(server_id)

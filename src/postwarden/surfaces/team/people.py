@@ -19,6 +19,7 @@ from postwarden.invitations.service import InvitationService, NewInvitations
 from postwarden.policy import Permission, Role
 from postwarden.runtime import Runtime
 from postwarden.surfaces.auth import Authenticator, context_of
+from postwarden.surfaces.errors import POSTMARK_CODES
 from postwarden.surfaces.http import JSONBytesResponse
 from postwarden.surfaces.routing import (
     MAX_ID,
@@ -286,7 +287,8 @@ def people_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                 runtime, lambda session: _summary(invitee_service(session, context), token), write=False
             )
         except PostwardenError as error:
-            return HTMLResponse(_page("Invitation", f"<p>{escape(error.message)}</p>"), status_code=404)
+            status, _code = POSTMARK_CODES[error.reason]
+            return HTMLResponse(_page("Invitation", f"<p>{escape(error.message)}</p>"), status_code=status)
         form = (
             f"<p>You are invited to join <strong>{escape(account)}</strong> as {escape(role)}, "
             f"as {escape(email)}.</p>"
@@ -330,7 +332,8 @@ def people_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             result = await run_in_session(runtime, work, write=True)
         except PostwardenError as error:
             if is_form:
-                return HTMLResponse(_page("Invitation", f"<p>{escape(error.message)}</p>"), status_code=422)
+                status, _code = POSTMARK_CODES[error.reason]
+                return HTMLResponse(_page("Invitation", f"<p>{escape(error.message)}</p>"), status_code=status)
             raise
         if is_form:
             return HTMLResponse(_page("Welcome", "<p>You have joined the account. You can sign in now.</p>"))

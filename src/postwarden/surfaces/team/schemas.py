@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Final
 
-from pydantic import ConfigDict, Field, StrictBool, StrictStr
+from pydantic import AwareDatetime, ConfigDict, Field, StrictBool, StrictStr
 from pydantic.config import JsonDict
 
 from postwarden.accounts.models import Account
@@ -116,7 +116,9 @@ class SignInRequest(PostmarkModel):
 
 class NewPersonalTokenRequest(PostmarkModel):
     Name: StrictStr = Field(json_schema_extra={"pattern": r"\S", "maxLength": 100})
-    ExpiresAt: datetime | None = Field(default=None, description="In the future (ErrorCode 9034 otherwise)")
+    ExpiresAt: AwareDatetime | None = Field(
+        default=None, description="With its UTC offset, and in the future (ErrorCode 9034 otherwise)"
+    )
     Scopes: list[StrictStr] | None = Field(
         default=None,
         description="Permission names; the token can do no more than these and its user.",
@@ -148,6 +150,8 @@ def render_member(member: Member, servers: list[tuple[int, str]] | None = None) 
         "Name": user.name,
         "Role": membership.role,
         "ServersLimited": membership.servers_limited,
+        # The access on every server not listed in "Servers" (from the role).
+        "DefaultAccess": member.default_access.value,
         "TwoFactorEnabled": user.totp_enabled_at is not None,
         "LastLoginAt": iso(user.last_login_at),
         "JoinedAt": iso(membership.created_at),
