@@ -180,6 +180,18 @@ def server_access(actor: Actor, server_id: int) -> ServerAccess:
     return access_level(role, limited=actor.servers_limited, listed=actor.server_access.get(server_id))
 
 
+def uniform_server_access(actor: Actor) -> ServerAccess | None:
+    """The actor's access if it is the same on every server of its account, else None:
+    lets a listing of many servers decide once instead of per server."""
+    if actor.credential is Credential.SYSTEM:
+        return ServerAccess.FULL
+    if actor.credential is Credential.SERVER_TOKEN or actor.token_servers is not None or actor.servers_limited:
+        return None
+    role = Role(actor.role) if actor.role else Role.MEMBER
+    level = ROLE_SERVER_ACCESS[role]
+    return level if level is ServerAccess.FULL or role not in ROLES_WITH_SERVER_LIST else None
+
+
 def visible_servers(actor: Actor) -> frozenset[int] | None:
     """The ids of the servers the actor reaches in its account; None means all of them."""
     if actor.credential is Credential.SYSTEM:

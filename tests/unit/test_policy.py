@@ -21,6 +21,7 @@ from postwarden.policy import (
     require,
     sees_every_member,
     server_access,
+    uniform_server_access,
     visible_servers,
 )
 
@@ -211,3 +212,13 @@ def test_per_server_access_applies_only_where_the_role_takes_it() -> None:
             check_server_list(role, limited=False)
     with pytest.raises(InvalidRequest):
         check_server_list(Role.MEMBER, limited=True)
+
+
+def test_uniform_server_access_is_known_only_when_it_is_the_same_everywhere() -> None:
+    assert uniform_server_access(account_token()) is ServerAccess.FULL
+    assert uniform_server_access(person(Role.TECHNICAL)) is ServerAccess.FULL
+    assert uniform_server_access(person(Role.BILLING)) is ServerAccess.NONE
+    assert uniform_server_access(person(Role.MEMBER, access={1: ServerAccess.VIEW})) is None
+    assert uniform_server_access(person(Role.TECHNICAL, limited=True)) is None
+    assert uniform_server_access(person(Role.OWNER, token_servers=frozenset({1}))) is None
+    assert uniform_server_access(server_token()) is None

@@ -18,7 +18,7 @@ from postwarden.db import on_commit
 from postwarden.errors import Conflict, InvalidRequest, NotFound, Reason
 from postwarden.identity import Actor
 from postwarden.paging import check_page
-from postwarden.policy import Permission, ServerAccess, allows, require, visible_servers
+from postwarden.policy import Permission, ServerAccess, allows, require, uniform_server_access, visible_servers
 from postwarden.runtime import Runtime
 from postwarden.servers.models import MessageStream, Server
 from postwarden.tokens.service import TokenService
@@ -93,6 +93,7 @@ class ServerService:
         self.actor = actor
         self.runtime = runtime
         self.tokens = TokenService(session, runtime)
+        self._tokens_everywhere: dict[int, bool] = {}
 
     # reading
 
@@ -135,6 +136,12 @@ class ServerService:
         return [ServerWithTokens(found[i], tokens.get(i, [])) for i in server_ids if i in found]
 
     def may_see_tokens(self, account_id: int, server_id: int) -> bool:
+        if account_id not in self._tokens_everywhere:  # decided once per account, for listings of many servers
+            self._tokens_everywhere[account_id] = uniform_server_access(self.actor) is ServerAccess.FULL and allows(
+                self.actor, Permission.SERVER_TOKENS_READ, account_id=account_id
+            )
+        if self._tokens_everywhere[account_id]:
+            return True
         return allows(self.actor, Permission.SERVER_TOKENS_READ, account_id=account_id, server_id=server_id)
 
     def api_tokens(self, server: Server) -> list[str]:

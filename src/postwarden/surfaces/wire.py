@@ -10,6 +10,13 @@ from pydantic.config import JsonDict
 
 from postwarden.surfaces.auth import ACCOUNT_HEADER, SERVER_HEADER
 
+#: Account-wide endpoints: the account token, or a person's bearer credential.
+ACCOUNT_OR_PERSON: Final[dict[str, Any]] = {"security": [{"AccountToken": []}, {"PersonalToken": []}]}
+#: Endpoints about the caller themselves: a person's bearer credential only.
+PERSON_ONLY: Final[dict[str, Any]] = {"security": [{"PersonalToken": []}]}
+#: One server's endpoints: its server token.
+SERVER_TOKEN: Final[dict[str, Any]] = {"security": [{"ServerToken": []}]}
+
 SECURITY_SCHEMES: Final[dict[str, Any]] = {
     "AccountToken": {
         "type": "apiKey",

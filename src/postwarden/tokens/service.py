@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -197,26 +199,15 @@ class TokenService:
         if row is None:
             return None
         token, email = row
-        if token.expires_at is not None and token.expires_at <= utcnow():
-            return None
-        grants = member_grants(self.session, token.account_id, token.user_id)
-        if grants is None:
-            return None
-        return Principal(
-            kind=Credential.PERSONAL_TOKEN.value,
-            token_id=token.id,
-            account_id=token.account_id,
-            server_id=None,
-            can_delete_servers=False,
+        return self._person_principal(
+            Credential.PERSONAL_TOKEN,
+            token.id,
+            token.account_id,
+            token.user_id,
             label=f"{email} (personal token '{token.name}')",
-            user_id=token.user_id,
-            role=grants.role,
-            servers_limited=grants.servers_limited,
-            server_access=grants.server_access,
+            expires_at=token.expires_at,
             scopes=frozenset(token.scopes) if token.scopes is not None else None,
             token_servers=frozenset(token.server_ids) if token.server_ids is not None else None,
-            two_factor_missing=grants.two_factor_missing,
-            expires_at=token.expires_at.timestamp() if token.expires_at else None,
         )
 
     def _session_principal(self, digest: str) -> Principal | None:
@@ -228,22 +219,46 @@ class TokenService:
         if row is None:
             return None
         user_session, email = row
-        if user_session.expires_at <= utcnow():
+        return self._person_principal(
+            Credential.SESSION,
+            user_session.id,
+            user_session.account_id,
+            user_session.user_id,
+            label=email,
+            expires_at=user_session.expires_at,
+        )
+
+    def _person_principal(
+        self,
+        kind: Credential,
+        token_id: int,
+        account_id: int,
+        user_id: int,
+        *,
+        label: str,
+        expires_at: datetime | None,
+        scopes: frozenset[str] | None = None,
+        token_servers: frozenset[int] | None = None,
+    ) -> Principal | None:
+        """A person's credential carries the member's grants; none once expired or no member."""
+        if expires_at is not None and expires_at <= utcnow():
             return None
-        grants = member_grants(self.session, user_session.account_id, user_session.user_id)
+        grants = member_grants(self.session, account_id, user_id)
         if grants is None:
             return None
         return Principal(
-            kind=Credential.SESSION.value,
-            token_id=user_session.id,
-            account_id=user_session.account_id,
+            kind=kind.value,
+            token_id=token_id,
+            account_id=account_id,
             server_id=None,
             can_delete_servers=False,
-            label=email,
-            user_id=user_session.user_id,
+            label=label,
+            user_id=user_id,
             role=grants.role,
             servers_limited=grants.servers_limited,
             server_access=grants.server_access,
+            scopes=scopes,
+            token_servers=token_servers,
             two_factor_missing=grants.two_factor_missing,
-            expires_at=user_session.expires_at.timestamp(),
+            expires_at=expires_at.timestamp() if expires_at else None,
         )

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 from sqlalchemy import select
 
 from postwarden.accounts.service import NewAccount
@@ -17,40 +15,13 @@ from postwarden.mail.models import OutboxMessage
 from postwarden.policy import Role, ServerAccess
 from postwarden.runtime import Runtime
 from postwarden.servers.service import ServerFields, ServerService
-from postwarden.surfaces.cli.main import cli
 from postwarden.users.models import Membership
 from postwarden.users.service import UserService
-from tests.conftest import SECRET
+from tests.surfaces.cli.test_cli import assert_clean_failure, cli_env, ok, run
+
+__all__ = ["cli_env"]  # the fixture is found by pytest through this import
 
 OWNER = "owner@acme.example"
-
-
-@pytest.fixture
-def cli_env(database_url: str, tmp_path: Path) -> dict[str, str]:
-    return {
-        "POSTWARDEN_DATABASE_URL": database_url,
-        "POSTWARDEN_DATA_DIR": str(tmp_path),
-        "POSTWARDEN_SECRET_KEY": SECRET,
-    }
-
-
-def run(env: dict[str, str], *args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-
-
-def ok(env: dict[str, str], *args: str) -> Result:
-    result = run(env, *args)
-    assert result.exit_code == 0, result.output
-    return result
-
-
-def fails(result: Result, *, code: int = 1) -> str:
-    """One clear line on stderr, nothing on stdout, no traceback."""
-    assert result.exit_code == code, result.output
-    assert result.stdout == ""
-    assert "Traceback" not in result.output
-    assert result.stderr.startswith("Error: ") or "\nError: " in result.stderr
-    return result.stderr
 
 
 def add_member(
@@ -150,8 +121,8 @@ def test_list_shows_roles_names_and_server_grants_and_filters(
 
 
 def test_list_refuses_an_unknown_account_and_role(cli_env: dict[str, str], account: NewAccount) -> None:
-    assert "Account 999 was not found." in fails(run(cli_env, "users", "list", "--account", "999"))
-    stderr = fails(run(cli_env, "users", "list", "--account", str(account.account.id), "--role", "Boss"))
+    assert "Account 999 was not found." in assert_clean_failure(run(cli_env, "users", "list", "--account", "999"))
+    stderr = assert_clean_failure(run(cli_env, "users", "list", "--account", str(account.account.id), "--role", "Boss"))
     assert "Unknown role 'Boss'" in stderr
 
 
@@ -213,7 +184,7 @@ def test_invite_creates_a_pending_invitation_and_queues_its_mail(
 def test_invite_refuses_bad_input_and_sends_nothing(
     cli_env: dict[str, str], runtime: Runtime, account: NewAccount, args: list[str], message: str
 ) -> None:
-    stderr = fails(run(cli_env, "users", "invite", "--account", str(account.account.id), *args))
+    stderr = assert_clean_failure(run(cli_env, "users", "invite", "--account", str(account.account.id), *args))
     assert message in stderr
     with runtime.db.session_scope(write=False) as session:
         assert session.scalars(select(Invitation)).all() == []
@@ -222,7 +193,7 @@ def test_invite_refuses_bad_input_and_sends_nothing(
 
 def test_invite_refuses_a_malformed_server_grant(cli_env: dict[str, str], account: NewAccount) -> None:
     args = ["--account", str(account.account.id), "--role", "Member", "--server", "one:ViewOnly", "x@acme.example"]
-    stderr = fails(run(cli_env, "users", "invite", *args), code=2)
+    stderr = assert_clean_failure(run(cli_env, "users", "invite", *args), code=2)
     assert "'one:ViewOnly' is not ID:LEVEL" in stderr
 
 
@@ -249,7 +220,7 @@ def test_set_role_changes_a_members_role(cli_env: dict[str, str], runtime: Runti
 def test_the_owners_role_cannot_be_set(cli_env: dict[str, str], runtime: Runtime, account: NewAccount) -> None:
     account_id = account.account.id
     owner = owner_id(runtime, account_id)
-    stderr = fails(run(cli_env, "users", "set-role", "--account", str(account_id), str(owner), "Admin"))
+    stderr = assert_clean_failure(run(cli_env, "users", "set-role", "--account", str(account_id), str(owner), "Admin"))
     assert "The Owner's role cannot be changed." in stderr
     assert len(stderr.strip().splitlines()) == 1
     assert role_of(runtime, account_id, owner) == "Owner"
@@ -261,10 +232,10 @@ def test_set_role_refuses_a_non_member_and_making_an_owner(
 ) -> None:
     account_id = account.account.id
     member_id = add_member(runtime, account_id, "member@acme.example")
-    assert "User 999 is not a member of this account." in fails(
+    assert "User 999 is not a member of this account." in assert_clean_failure(
         run(cli_env, "users", "set-role", "--account", str(account_id), "999", "Admin")
     )
-    assert "Nobody is made Owner by a role change" in fails(
+    assert "Nobody is made Owner by a role change" in assert_clean_failure(
         run(cli_env, "users", "set-role", "--account", str(account_id), str(member_id), "Owner")
     )
     assert role_of(runtime, account_id, member_id) == "Member"
@@ -281,7 +252,7 @@ def test_remove_removes_a_member(cli_env: dict[str, str], runtime: Runtime, acco
     assert [row["Email"] for row in rows] == [OWNER]
     assert cli_audit(runtime) == [("membership.deleted", "cli: users remove")]
 
-    assert "is not a member of this account" in fails(
+    assert "is not a member of this account" in assert_clean_failure(
         run(cli_env, "users", "remove", "--account", str(account_id), str(member_id))
     )
 
@@ -289,7 +260,7 @@ def test_remove_removes_a_member(cli_env: dict[str, str], runtime: Runtime, acco
 def test_the_owner_cannot_be_removed(cli_env: dict[str, str], runtime: Runtime, account: NewAccount) -> None:
     account_id = account.account.id
     owner = owner_id(runtime, account_id)
-    stderr = fails(run(cli_env, "users", "remove", "--account", str(account_id), str(owner)))
+    stderr = assert_clean_failure(run(cli_env, "users", "remove", "--account", str(account_id), str(owner)))
     assert "The Owner cannot be removed." in stderr
     assert role_of(runtime, account_id, owner) == "Owner"
 
@@ -302,7 +273,7 @@ def test_the_operator_transfers_ownership_to_an_admin_only(
     technical = add_member(runtime, account_id, "tech@acme.example", Role.TECHNICAL)
     admin = add_member(runtime, account_id, "admin@acme.example", Role.ADMIN)
 
-    refused = fails(run(cli_env, "accounts", "transfer-ownership", str(account_id), str(technical)))
+    refused = assert_clean_failure(run(cli_env, "accounts", "transfer-ownership", str(account_id), str(technical)))
     assert "only to an Admin" in refused
     assert role_of(runtime, account_id, previous) == "Owner"
 
@@ -315,7 +286,9 @@ def test_the_operator_transfers_ownership_to_an_admin_only(
 def test_paused_sending_refuses_invitations_until_resumed(cli_env: dict[str, str], account: NewAccount) -> None:
     account_id = str(account.account.id)
     assert ok(cli_env, "accounts", "pause-sending", account_id).stdout == f"account {account_id}: sending paused\n"
-    refused = fails(run(cli_env, "users", "invite", "--account", account_id, "--role", "Member", "x@acme.example"))
+    refused = assert_clean_failure(
+        run(cli_env, "users", "invite", "--account", account_id, "--role", "Member", "x@acme.example")
+    )
     assert "sending is paused" in refused
     ok(cli_env, "accounts", "pause-sending", account_id, "--resume")
     ok(cli_env, "users", "invite", "--account", account_id, "--role", "Member", "x@acme.example")

@@ -28,7 +28,7 @@ from postwarden.surfaces.postmark.domain_schemas import (
     render_rotation,
     render_spf,
 )
-from postwarden.surfaces.postmark.schemas import ACCOUNT_TOKEN, ActionResponse
+from postwarden.surfaces.postmark.schemas import ActionResponse
 from postwarden.surfaces.routing import (
     entity_id,
     guarded_by,
@@ -39,6 +39,7 @@ from postwarden.surfaces.routing import (
     read_body,
     run_in_session,
 )
+from postwarden.surfaces.wire import ACCOUNT_OR_PERSON
 
 Result = TypeVar("Result")
 DomainId = Annotated[str, Path(include_in_schema=False)]
@@ -46,9 +47,9 @@ DOMAIN_ID: dict[str, object] = {
     "parameters": [
         id_parameter("domain_id", "The domain's ID (ErrorCode 510 when it names no domain of this account)")
     ],
-    **ACCOUNT_TOKEN,
+    **ACCOUNT_OR_PERSON,
 }
-PAGING: dict[str, object] = {"parameters": paging_parameters(), **ACCOUNT_TOKEN}
+PAGING: dict[str, object] = {"parameters": paging_parameters(), **ACCOUNT_OR_PERSON}
 
 
 def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
@@ -82,7 +83,7 @@ def domains_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         summary="Create a domain",
         openapi_extra={
             **json_body(CreateDomainRequest, required=True),
-            **ACCOUNT_TOKEN,
+            **ACCOUNT_OR_PERSON,
             **guarded_by(Permission.DOMAINS_MANAGE),
         },
     )

@@ -12,10 +12,6 @@ from postwarden.servers.models import Server
 from postwarden.servers.service import COLORS, DELIVERY_TYPES, NAME_MAX_LENGTH, TRACK_LINKS, ServerFields
 from postwarden.surfaces.wire import PostmarkModel, WholeInt, any_case
 
-#: Account-wide endpoints: the account token, or a person's bearer credential.
-ACCOUNT_TOKEN: Final[dict[str, Any]] = {"security": [{"AccountToken": []}, {"PersonalToken": []}]}
-SERVER_TOKEN: Final[dict[str, Any]] = {"security": [{"ServerToken": []}]}
-
 # The request models below stay loose (any string, any int) so that the service, not the
 # parser, refuses a bad value with its own ErrorCode (607, 611, 612...); their JSON schema
 # states what is actually accepted.

@@ -18,7 +18,7 @@ from postwarden.runtime import Runtime
 from postwarden.senders.service import SenderService
 from postwarden.surfaces.auth import Authenticator, context_of
 from postwarden.surfaces.http import JSONBytesResponse
-from postwarden.surfaces.postmark.schemas import ACCOUNT_TOKEN, ActionResponse
+from postwarden.surfaces.postmark.schemas import ActionResponse
 from postwarden.surfaces.postmark.sender_schemas import (
     CreateSenderRequest,
     EditSenderRequest,
@@ -38,6 +38,7 @@ from postwarden.surfaces.routing import (
     read_body,
     run_in_session,
 )
+from postwarden.surfaces.wire import ACCOUNT_OR_PERSON
 from postwarden.tasks import TaskQueue
 
 Result = TypeVar("Result")
@@ -46,9 +47,9 @@ SENDER_ID: dict[str, object] = {
     "parameters": [
         id_parameter("sender_id", "The signature's ID (ErrorCode 501 when it names no signature of this account)")
     ],
-    **ACCOUNT_TOKEN,
+    **ACCOUNT_OR_PERSON,
 }
-PAGING: dict[str, object] = {"parameters": paging_parameters(), **ACCOUNT_TOKEN}
+PAGING: dict[str, object] = {"parameters": paging_parameters(), **ACCOUNT_OR_PERSON}
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>
 <body><h1>{title}</h1><p>{text}</p></body></html>
@@ -91,7 +92,7 @@ def senders_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         summary="Create a sender signature and mail its confirmation link",
         openapi_extra={
             **json_body(CreateSenderRequest, required=True),
-            **ACCOUNT_TOKEN,
+            **ACCOUNT_OR_PERSON,
             **guarded_by(Permission.SENDERS_MANAGE),
         },
     )

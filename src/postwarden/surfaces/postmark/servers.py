@@ -19,8 +19,6 @@ from postwarden.servers.service import ServerPage, ServerService
 from postwarden.surfaces.auth import Authenticator
 from postwarden.surfaces.http import JSONBytesResponse, dump_json
 from postwarden.surfaces.postmark.schemas import (
-    ACCOUNT_TOKEN,
-    SERVER_TOKEN,
     ActionResponse,
     CreateServerRequest,
     EditServerRequest,
@@ -38,6 +36,7 @@ from postwarden.surfaces.routing import (
     read_body,
     run_in_session,
 )
+from postwarden.surfaces.wire import ACCOUNT_OR_PERSON, SERVER_TOKEN
 
 Result = TypeVar("Result")
 # Parsed by _server_id (any other text is ErrorCode 601); SERVER_ID documents it.
@@ -125,7 +124,11 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/servers",
         response_model=ServerListResponse,
         summary="List servers",
-        openapi_extra={"parameters": SERVER_LIST_PARAMETERS, **ACCOUNT_TOKEN, **guarded_by(Permission.SERVERS_READ)},
+        openapi_extra={
+            "parameters": SERVER_LIST_PARAMETERS,
+            **ACCOUNT_OR_PERSON,
+            **guarded_by(Permission.SERVERS_READ),
+        },
     )
     async def list_servers(
         request: Request,
@@ -152,7 +155,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         summary="Create a server",
         openapi_extra={
             **body_schema(CreateServerRequest, required=True),
-            **ACCOUNT_TOKEN,
+            **ACCOUNT_OR_PERSON,
             **guarded_by(Permission.SERVERS_CREATE),
         },
     )
@@ -168,7 +171,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/servers/{server_id}",
         response_model=ServerResponse,
         summary="Get a server",
-        openapi_extra={**SERVER_ID, **ACCOUNT_TOKEN, **guarded_by(Permission.SERVERS_READ)},
+        openapi_extra={**SERVER_ID, **ACCOUNT_OR_PERSON, **guarded_by(Permission.SERVERS_READ)},
     )
     async def get_server(request: Request, server_id: ServerId) -> Response:
         actor = await auth.account_actor(request)
@@ -181,7 +184,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         openapi_extra={
             **SERVER_ID,
             **body_schema(EditServerRequest, required=True),
-            **ACCOUNT_TOKEN,
+            **ACCOUNT_OR_PERSON,
             **guarded_by(Permission.SERVERS_UPDATE),
         },
     )
@@ -200,7 +203,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         "/servers/{server_id}",
         response_model=ActionResponse,
         summary="Delete a server",
-        openapi_extra={**SERVER_ID, **ACCOUNT_TOKEN, **guarded_by(Permission.SERVERS_DELETE)},
+        openapi_extra={**SERVER_ID, **ACCOUNT_OR_PERSON, **guarded_by(Permission.SERVERS_DELETE)},
     )
     async def delete_server(request: Request, server_id: ServerId) -> Response:
         actor = await auth.account_actor(request)

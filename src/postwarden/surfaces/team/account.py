@@ -17,8 +17,6 @@ from postwarden.surfaces.auth import Authenticator
 from postwarden.surfaces.http import JSONBytesResponse
 from postwarden.surfaces.routing import guarded_by, json_body, read_body, require_change, run_in_session
 from postwarden.surfaces.team.schemas import (
-    BEARER,
-    PERSON,
     EditAccountRequest,
     EditBillingRequest,
     TransferOwnershipRequest,
@@ -26,6 +24,7 @@ from postwarden.surfaces.team.schemas import (
     render_billing,
     render_member,
 )
+from postwarden.surfaces.wire import ACCOUNT_OR_PERSON, PERSON_ONLY
 from postwarden.users.service import UserService
 
 Result = TypeVar("Result")
@@ -40,7 +39,7 @@ def account_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     @router.get(
         "/account",
         summary="The account's name and settings",
-        openapi_extra={**BEARER, **guarded_by(Permission.ACCOUNT_READ)},
+        openapi_extra={**ACCOUNT_OR_PERSON, **guarded_by(Permission.ACCOUNT_READ)},
     )
     async def get_account(request: Request) -> Response:
         actor = await auth.account_actor(request)
@@ -53,7 +52,7 @@ def account_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         summary="Rename the account or require two-factor authentication (partial)",
         openapi_extra={
             **json_body(EditAccountRequest, required=True),
-            **BEARER,
+            **ACCOUNT_OR_PERSON,
             **guarded_by(Permission.ACCOUNT_UPDATE),
         },
     )
@@ -69,7 +68,7 @@ def account_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     @router.get(
         "/account/billing",
         summary="Plan, limits and receipt settings (Owner, Admin, Billing)",
-        openapi_extra={**BEARER, **guarded_by(Permission.BILLING_READ)},
+        openapi_extra={**ACCOUNT_OR_PERSON, **guarded_by(Permission.BILLING_READ)},
     )
     async def get_billing(request: Request) -> Response:
         actor = await auth.account_actor(request)
@@ -82,7 +81,7 @@ def account_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         summary="Change the plan or the receipt settings (partial)",
         openapi_extra={
             **json_body(EditBillingRequest, required=True),
-            **BEARER,
+            **ACCOUNT_OR_PERSON,
             **guarded_by(Permission.BILLING_MANAGE),
         },
     )
@@ -100,7 +99,7 @@ def account_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         summary="Make an Admin the Owner; the Owner becomes an Admin",
         openapi_extra={
             **json_body(TransferOwnershipRequest, required=True),
-            **PERSON,
+            **PERSON_ONLY,
             **guarded_by(Permission.OWNERSHIP_TRANSFER),
         },
     )

@@ -24,13 +24,13 @@ from postwarden.surfaces.routing import (
     run_in_session,
 )
 from postwarden.surfaces.team.schemas import (
-    PERSON,
     NewPersonalTokenRequest,
     SignInRequest,
     TwoFactorCodeRequest,
     iso,
     render_personal_token,
 )
+from postwarden.surfaces.wire import PERSON_ONLY
 from postwarden.tokens.personal import NewPersonalToken, PersonalTokenService
 from postwarden.users.service import UserService
 from postwarden.users.sign_in import SignIn, SignInService, sign_out
@@ -74,7 +74,7 @@ def me_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     @router.delete(
         "/sessions",
         summary="Sign out: end the session of the Authorization header",
-        openapi_extra={**PERSON, **guarded_by(Permission.PROFILE_READ)},
+        openapi_extra={**PERSON_ONLY, **guarded_by(Permission.PROFILE_READ)},
     )
     async def end_session(request: Request) -> Response:
         actor = await auth.person_actor(request)
@@ -84,7 +84,7 @@ def me_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     @router.get(
         "/me",
         summary="You: your accounts, your role here, what you may do and which servers you reach",
-        openapi_extra={**PERSON, **guarded_by(Permission.PROFILE_READ)},
+        openapi_extra={**PERSON_ONLY, **guarded_by(Permission.PROFILE_READ)},
     )
     async def me(request: Request) -> Response:
         actor = await auth.person_actor(request)
@@ -114,7 +114,7 @@ def me_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         summary="Create a personal token (shown once)",
         openapi_extra={
             **json_body(NewPersonalTokenRequest, required=True),
-            **PERSON,
+            **PERSON_ONLY,
             **guarded_by(Permission.PROFILE_MANAGE),
         },
     )
@@ -134,7 +134,7 @@ def me_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     @router.get(
         "/me/tokens",
         summary="Your personal tokens in this account (never their secrets)",
-        openapi_extra={**PERSON, **guarded_by(Permission.PROFILE_READ)},
+        openapi_extra={**PERSON_ONLY, **guarded_by(Permission.PROFILE_READ)},
     )
     async def list_tokens(request: Request) -> Response:
         actor = await auth.person_actor(request)
@@ -148,7 +148,7 @@ def me_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     @router.delete(
         "/me/tokens/{token_id}",
         summary="Revoke one of your personal tokens",
-        openapi_extra={**TOKEN_ID, **PERSON, **guarded_by(Permission.PROFILE_MANAGE)},
+        openapi_extra={**TOKEN_ID, **PERSON_ONLY, **guarded_by(Permission.PROFILE_MANAGE)},
     )
     async def revoke_token(request: Request, token_id: RawId) -> Response:
         actor = await auth.person_actor(request)
@@ -165,7 +165,7 @@ def me_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     @router.post(
         "/me/two-factor",
         summary="Start two-factor enrolment: a secret and its QR code for an authenticator app",
-        openapi_extra={**PERSON, **guarded_by(Permission.TWO_FACTOR_ENROL)},
+        openapi_extra={**PERSON_ONLY, **guarded_by(Permission.TWO_FACTOR_ENROL)},
     )
     async def start_two_factor(request: Request) -> Response:
         actor = await auth.person_actor(request)
@@ -181,7 +181,7 @@ def me_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         summary="Finish enrolment with a code from the app; returns single-use recovery codes, shown once",
         openapi_extra={
             **json_body(TwoFactorCodeRequest, required=True),
-            **PERSON,
+            **PERSON_ONLY,
             **guarded_by(Permission.TWO_FACTOR_ENROL),
         },
     )

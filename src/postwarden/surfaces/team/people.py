@@ -37,7 +37,6 @@ from postwarden.surfaces.routing import (
     run_in_session,
 )
 from postwarden.surfaces.team.schemas import (
-    BEARER,
     AcceptInvitationRequest,
     EditServerAccessRequest,
     EditUserRequest,
@@ -45,6 +44,7 @@ from postwarden.surfaces.team.schemas import (
     render_invitation,
     render_member,
 )
+from postwarden.surfaces.wire import ACCOUNT_OR_PERSON
 from postwarden.tasks import TaskQueue
 from postwarden.users.service import ServerAccessChange, UserService, parse_access, parse_role
 
@@ -107,7 +107,7 @@ def people_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     @router.get(
         "/users",
         summary="List the members you can see",
-        openapi_extra={"parameters": USER_FILTERS, **BEARER, **guarded_by(Permission.USERS_READ)},
+        openapi_extra={"parameters": USER_FILTERS, **ACCOUNT_OR_PERSON, **guarded_by(Permission.USERS_READ)},
     )
     async def list_users(request: Request) -> Response:
         actor = await auth.account_actor(request)
@@ -139,7 +139,7 @@ def people_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     @router.get(
         "/users/{user_id}",
         summary="Get a member with their access on each server",
-        openapi_extra={**USER_ID, **BEARER, **guarded_by(Permission.USERS_READ)},
+        openapi_extra={**USER_ID, **ACCOUNT_OR_PERSON, **guarded_by(Permission.USERS_READ)},
     )
     async def get_user(request: Request, user_id: RawId) -> Response:
         actor = await auth.account_actor(request)
@@ -157,7 +157,7 @@ def people_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         openapi_extra={
             **USER_ID,
             **json_body(EditUserRequest, required=True),
-            **BEARER,
+            **ACCOUNT_OR_PERSON,
             **guarded_by(Permission.USERS_MANAGE),
         },
     )
@@ -181,7 +181,7 @@ def people_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         openapi_extra={
             **USER_ID,
             **json_body(EditServerAccessRequest, required=True),
-            **BEARER,
+            **ACCOUNT_OR_PERSON,
             **guarded_by(Permission.USERS_MANAGE),
         },
     )
@@ -200,7 +200,7 @@ def people_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     @router.delete(
         "/users/{user_id}",
         summary="Remove a member (revokes their sessions and personal tokens in this account)",
-        openapi_extra={**USER_ID, **BEARER, **guarded_by(Permission.USERS_MANAGE)},
+        openapi_extra={**USER_ID, **ACCOUNT_OR_PERSON, **guarded_by(Permission.USERS_MANAGE)},
     )
     async def remove_user(request: Request, user_id: RawId) -> Response:
         actor = await auth.account_actor(request)
@@ -211,7 +211,11 @@ def people_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     @router.post(
         "/invitations",
         summary="Invite people by email, with one role and one server access set for all",
-        openapi_extra={**json_body(InviteRequest, required=True), **BEARER, **guarded_by(Permission.USERS_MANAGE)},
+        openapi_extra={
+            **json_body(InviteRequest, required=True),
+            **ACCOUNT_OR_PERSON,
+            **guarded_by(Permission.USERS_MANAGE),
+        },
     )
     async def invite(request: Request) -> Response:
         actor = await auth.account_actor(request)
@@ -233,7 +237,7 @@ def people_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     @router.get(
         "/invitations",
         summary="List pending invitations",
-        openapi_extra={"parameters": paging_parameters(), **BEARER, **guarded_by(Permission.USERS_MANAGE)},
+        openapi_extra={"parameters": paging_parameters(), **ACCOUNT_OR_PERSON, **guarded_by(Permission.USERS_MANAGE)},
     )
     async def list_invitations(request: Request, count: Raw = None, offset: Raw = None) -> Response:
         actor = await auth.account_actor(request)
@@ -249,7 +253,7 @@ def people_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     @router.post(
         "/invitations/{invitation_id}/resend",
         summary="Mail a new link (the previous one stops working)",
-        openapi_extra={**INVITATION_ID, **BEARER, **guarded_by(Permission.USERS_MANAGE)},
+        openapi_extra={**INVITATION_ID, **ACCOUNT_OR_PERSON, **guarded_by(Permission.USERS_MANAGE)},
     )
     async def resend_invitation(request: Request, invitation_id: RawId) -> Response:
         actor = await auth.account_actor(request)
@@ -263,7 +267,7 @@ def people_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     @router.delete(
         "/invitations/{invitation_id}",
         summary="Revoke a pending invitation",
-        openapi_extra={**INVITATION_ID, **BEARER, **guarded_by(Permission.USERS_MANAGE)},
+        openapi_extra={**INVITATION_ID, **ACCOUNT_OR_PERSON, **guarded_by(Permission.USERS_MANAGE)},
     )
     async def revoke_invitation(request: Request, invitation_id: RawId) -> Response:
         actor = await auth.account_actor(request)

@@ -16,8 +16,6 @@ from postwarden.surfaces.wire import EntityId, PostmarkModel, any_case
 from postwarden.tokens.models import PersonalToken
 from postwarden.users.service import EMAIL_MAX_LENGTH, EMAIL_PATTERN, Member
 
-BEARER: Final[dict[str, Any]] = {"security": [{"AccountToken": []}, {"PersonalToken": []}]}
-PERSON: Final[dict[str, Any]] = {"security": [{"PersonalToken": []}]}
 ROLE_SCHEMA: Final = any_case(*(role.value for role in Role))
 ACCESS_SCHEMA: Final = any_case(*(level.value for level in ServerAccess))
 #: What ``users.service.normalize_email`` accepts (ErrorCode 9005 otherwise).
