@@ -64,6 +64,7 @@ class Reason(StrEnum):
     PERSONAL_TOKEN_FIELD_INVALID = "personal_token_field_invalid"
     ACCOUNT_FIELD_INVALID = "account_field_invalid"
     NOTHING_TO_CHANGE = "nothing_to_change"
+    PASSWORD_WRONG = "password_wrong"
     # domains
     DOMAIN_NOT_FOUND = "domain_not_found"
     DOMAIN_QUERY_INVALID = "domain_query_invalid"

@@ -70,6 +70,8 @@ class Permission(StrEnum):
     SERVERS_READ = "servers:read"
     SERVERS_UPDATE = "servers:update"
 
+    SESSIONS_END = "sessions:end"
+
     TWO_FACTOR_ENROL = "two_factor:enrol"
 
     USERS_MANAGE = "users:manage"
@@ -94,11 +96,13 @@ INSTALLATION_WIDE: Final[frozenset[Permission]] = frozenset(
 
 #: What a user does for themselves: their profile, personal tokens and second factor.
 SELF_SERVICE: Final[frozenset[Permission]] = frozenset(
-    {Permission.PROFILE_READ, Permission.PROFILE_MANAGE, Permission.TWO_FACTOR_ENROL}
+    {Permission.PROFILE_READ, Permission.PROFILE_MANAGE, Permission.SESSIONS_END, Permission.TWO_FACTOR_ENROL}
 )
 
 #: All a member may do while the account requires two-factor authentication they lack.
-ALLOWED_WITHOUT_TWO_FACTOR: Final[frozenset[Permission]] = frozenset({Permission.TWO_FACTOR_ENROL})
+ALLOWED_WITHOUT_TWO_FACTOR: Final[frozenset[Permission]] = frozenset(
+    {Permission.TWO_FACTOR_ENROL, Permission.SESSIONS_END}
+)
 
 _EVERYTHING: Final[frozenset[Permission]] = frozenset(Permission)
 _ACCOUNT_WIDE: Final[frozenset[Permission]] = _EVERYTHING - SERVER_SCOPED - INSTALLATION_WIDE

@@ -163,12 +163,11 @@ def test_a_personal_token_is_narrowed_by_its_scopes_and_servers() -> None:
     assert visible_servers(narrow) == frozenset({7})
 
 
-def test_without_required_two_factor_only_enrolment_is_allowed() -> None:
+def test_without_required_two_factor_only_enrolment_and_signing_out_are_allowed() -> None:
     blocked = person(Role.OWNER, two_factor_missing=True)
-    assert allows(blocked, Permission.TWO_FACTOR_ENROL, account_id=1)
-    assert not any(
-        allows(blocked, p, account_id=1, server_id=1) for p in Permission if p is not Permission.TWO_FACTOR_ENROL
-    )
+    still = {Permission.TWO_FACTOR_ENROL, Permission.SESSIONS_END}
+    assert all(allows(blocked, p, account_id=1) for p in still)
+    assert not any(allows(blocked, p, account_id=1, server_id=1) for p in Permission if p not in still)
     with pytest.raises(PermissionDenied) as refused:
         require(blocked, Permission.SERVERS_READ, account_id=1, server_id=1)
     assert refused.value.reason is Reason.TWO_FACTOR_REQUIRED

@@ -59,6 +59,7 @@ POSTMARK_CODES: Final[Mapping[Reason, tuple[int, int]]] = {
     Reason.PERSONAL_TOKEN_FIELD_INVALID: (422, 9034),
     Reason.ACCOUNT_FIELD_INVALID: (422, 9035),
     Reason.NOTHING_TO_CHANGE: (422, 9036),
+    Reason.PASSWORD_WRONG: (422, 9037),
     Reason.DOMAIN_NOT_FOUND: (422, 510),
     Reason.DOMAIN_QUERY_INVALID: (422, 500),
     Reason.DOMAIN_NAME_MISSING: (422, 514),

@@ -192,7 +192,7 @@ class SignInService:
 
 def sign_out(session: Session, runtime: Runtime, actor: Actor) -> None:
     """Ends the session the actor is signed in with."""
-    require(actor, Permission.PROFILE_READ, account_id=actor.account_id)
+    require(actor, Permission.SESSIONS_END, account_id=actor.account_id)
     if actor.credential is not Credential.SESSION or actor.token_id is None:
         return
     session.execute(update(UserSession).where(UserSession.id == actor.token_id).values(revoked_at=utcnow()))

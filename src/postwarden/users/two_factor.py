@@ -25,6 +25,7 @@ from postwarden.identity import Actor
 from postwarden.policy import Permission, require
 from postwarden.runtime import Runtime
 from postwarden.users.models import RecoveryCode, User
+from postwarden.users.passwords import verify_password
 
 ISSUER: Final = "postwarden"
 RECOVERY_CODE_COUNT: Final = 10
@@ -74,6 +75,7 @@ class TwoFactorService:
             )
         secret = pyotp.random_base32()
         user.totp_secret_encrypted = self.runtime.keyring.encrypt(secret)
+        user.totp_last_step = None  # steps used with an earlier secret say nothing of this one
         uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
         return Enrolment(secret, uri, segno.make(uri, error="m").svg_data_uri(scale=4))
 
@@ -110,6 +112,32 @@ class TwoFactorService:
         user_id = user.id
         on_commit(self.session, lambda: self.runtime.cache.invalidate_user(user_id))
         return codes
+
+    def disable(self, account_id: int, password: str) -> None:
+        """Turns the second factor off (a lost phone: sign in with a recovery code, turn it
+        off, enrol the new one). The password is asked again."""
+        require(self.actor, Permission.TWO_FACTOR_ENROL, account_id=account_id)
+        user = self._user()
+        if user.totp_enabled_at is None:
+            raise InvalidRequest(Reason.TWO_FACTOR_NOT_STARTED, "Two-factor authentication is not set up.")
+        if not verify_password(password, user.password_hash):
+            raise InvalidRequest(Reason.PASSWORD_WRONG, "The password is wrong; two-factor authentication stays on.")
+        user.totp_secret_encrypted = None
+        user.totp_enabled_at = None
+        user.totp_last_step = None
+        self.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+        audit.record(
+            self.session,
+            self.actor,
+            AuditAction.USER_TWO_FACTOR_DISABLED,
+            account_id=account_id,
+            target_type="user",
+            target_id=user.id,
+            target_label=user.email,
+            changes={"two_factor": {"before": True, "after": False}, "recovery_codes": "deleted"},
+        )
+        user_id = user.id
+        on_commit(self.session, lambda: self.runtime.cache.invalidate_user(user_id))
 
     def _replace_recovery_codes(self, user: User) -> list[str]:
         self.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))

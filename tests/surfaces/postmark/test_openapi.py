@@ -69,6 +69,7 @@ REFUSALS_BEYOND_THE_SCHEMA = {
     9032: "two-factor enrolment was not started",
     9033: "the token id names no personal token of the caller",
     9036: "an edit must change at least one field (null means absent)",
+    9037: "the password is not the caller's",
     9034: "a personal token's expiry must be in the future and its servers in the account",
 }
 #: Operations that end the credential the run authenticates with; tests/surfaces/team

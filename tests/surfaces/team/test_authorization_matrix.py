@@ -36,7 +36,7 @@ from postwarden.runtime import Runtime
 from postwarden.surfaces.auth import actor_for
 from postwarden.surfaces.routing import PERMISSION_KEY
 from postwarden.tokens.service import TokenService
-from tests.surfaces.team.helpers import add_member, bearer, create_server, sign_in
+from tests.surfaces.team.helpers import PASSWORD, add_member, bearer, create_server, sign_in
 
 #: Operations reached only with a server token; their matrix is the server token's own
 #: (tests/surfaces/postmark/test_servers.py), as no person or account token reaches them.
@@ -131,6 +131,17 @@ def _confirmation(world: World, headers: dict[str, str]) -> Request:
     return "/me/two-factor/confirm", {"Code": code}, None
 
 
+def _disabling(world: World, headers: dict[str, str]) -> Request:
+    """Turning two-factor off: first on (unless it is), then off with the caller's password."""
+    me = world.client.get("/me", headers=headers)
+    owner = me.status_code == 200 and me.json()["Email"] == world.account.owner_email
+    started = world.client.post("/me/two-factor", headers=headers)
+    if started.status_code == 200:
+        code = pyotp.TOTP(started.json()["Secret"]).now()
+        world.client.post("/me/two-factor/confirm", json={"Code": code}, headers=headers)
+    return "/me/two-factor", {"Password": world.account.owner_password if owner else PASSWORD}, None
+
+
 #: A valid request for each operation; targets that the call changes for good are made fresh.
 REQUESTS: dict[tuple[str, str], Builder] = {
     ("GET", "/servers"): lambda w, h: ("/servers?count=50&offset=0", None, None),
@@ -204,6 +215,7 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ("DELETE", "/me/tokens/{token_id}"): lambda w, h: (f"/me/tokens/{_token_of(w, h)}", None, None),
     ("POST", "/me/two-factor"): lambda w, h: ("/me/two-factor", None, None),
     ("POST", "/me/two-factor/confirm"): _confirmation,
+    ("DELETE", "/me/two-factor"): _disabling,
 }
 #: Allowed operations that a rule of their own refuses on a fresh target (not policy):
 #: a new domain's first DKIM key is still pending, so a rotation waits for it (505).
@@ -216,6 +228,7 @@ CHANGES_THE_CALLER = {
     ("DELETE", "/sessions"),
     ("POST", "/account/transfer-ownership"),
     ("POST", "/me/two-factor/confirm"),
+    ("DELETE", "/me/two-factor"),
 }
 
 

@@ -23,6 +23,7 @@ from postwarden.config import Settings
 from postwarden.identity import Actor
 from postwarden.policy import Role
 from postwarden.runtime import Runtime
+from postwarden.users.models import RecoveryCode
 from tests.conftest import create_account, make_settings
 from tests.surfaces.team.helpers import PASSWORD, add_member, bearer, create_server, next_code, sign_in
 
@@ -273,6 +274,43 @@ def test_an_account_requiring_two_factor_lets_a_member_without_it_only_enrol(
     assert answer.status_code == 200, answer.text
     assert [server["Name"] for server in answer.json()["Servers"]] == ["Production"]
     assert client.get("/me", headers=headers).json()["TwoFactorEnabled"] is True
+
+
+def test_a_member_held_to_two_factor_can_still_sign_out(
+    client: TestClient, runtime: Runtime, account: NewAccount
+) -> None:
+    add_member(runtime, account, DANA, Role.MEMBER)
+    headers = sign_in(client, DANA)
+    require_two_factor(runtime, account)
+    assert error_of(client.get("/me", headers=headers)) == (403, 9011)
+    assert client.delete("/sessions", headers=headers).status_code == 200
+    assert error_of(client.post("/me/two-factor", headers=headers)) == (401, 10)
+
+
+def test_a_lost_phone_recovery_code_then_two_factor_off_and_on_again(
+    client: TestClient, runtime: Runtime, account: NewAccount
+) -> None:
+    add_member(runtime, account, DANA, Role.MEMBER)
+    _secret, _code, recovery = enrol(client, sign_in(client, DANA))
+    # The phone is gone: a recovery code signs in, then two-factor is turned off with the password.
+    headers = sign_in(client, DANA, RecoveryCode=recovery[0])
+    wrong = client.request("DELETE", "/me/two-factor", json={"Password": "not the password"}, headers=headers)
+    assert error_of(wrong) == (422, 9037)
+    assert client.get("/me", headers=headers).json()["TwoFactorEnabled"] is True
+    off = client.request("DELETE", "/me/two-factor", json={"Password": PASSWORD}, headers=headers)
+    assert off.status_code == 200, off.text
+    assert client.get("/me", headers=headers).json()["TwoFactorEnabled"] is False
+    assert [e.target_label for e in events(runtime, "user.two_factor_disabled")] == [DANA]
+    # Off means off: a password alone signs in, the old recovery codes are gone...
+    assert attempt(client, DANA).status_code == 200
+    with runtime.db.session_scope(write=False) as session:
+        assert session.scalars(select(RecoveryCode)).all() == []
+    again = client.request("DELETE", "/me/two-factor", json={"Password": PASSWORD}, headers=headers)
+    assert error_of(again) == (422, 9032)
+    # ...and the new phone enrols as the first one did.
+    new_secret, new_code, _ = enrol(client, headers)
+    assert error_of(attempt(client, DANA)) == (401, 9029)
+    assert attempt(client, DANA, Code=next_code(new_secret, new_code)).status_code == 200
 
 
 # personal tokens

@@ -25,6 +25,7 @@ from postwarden.surfaces.routing import (
 )
 from postwarden.surfaces.team.schemas import (
     NewPersonalTokenRequest,
+    PasswordRequest,
     SignInRequest,
     TwoFactorCodeRequest,
     iso,
@@ -74,7 +75,7 @@ def me_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     @router.delete(
         "/sessions",
         summary="Sign out: end the session of the Authorization header",
-        openapi_extra={**PERSON_ONLY, **guarded_by(Permission.PROFILE_READ)},
+        openapi_extra={**PERSON_ONLY, **guarded_by(Permission.SESSIONS_END)},
     )
     async def end_session(request: Request) -> Response:
         actor = await auth.person_actor(request)
@@ -194,5 +195,24 @@ def me_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
             return {"TwoFactorEnabled": True, "RecoveryCodes": codes}
 
         return JSONBytesResponse(await run_in_session(runtime, work, write=True))
+
+    @router.delete(
+        "/me/two-factor",
+        summary="Turn two-factor authentication off (asks for the password); enrol again after",
+        openapi_extra={
+            **json_body(PasswordRequest, required=True),
+            **PERSON_ONLY,
+            **guarded_by(Permission.TWO_FACTOR_ENROL),
+        },
+    )
+    async def disable_two_factor(request: Request) -> Response:
+        actor = await auth.person_actor(request)
+        body = await read_body(request, PasswordRequest)
+
+        def work(session: Session) -> None:
+            TwoFactorService(session, actor, runtime).disable(actor.account_id or 0, body.Password)
+
+        await run_in_session(runtime, work, write=True)
+        return JSONBytesResponse({"ErrorCode": 0, "Message": "Two-factor authentication is off."})
 
     return router

@@ -125,6 +125,10 @@ class NewPersonalTokenRequest(PostmarkModel):
     ServerIDs: list[EntityId] | None = Field(default=None, json_schema_extra={"minItems": 1})
 
 
+class PasswordRequest(PostmarkModel):
+    Password: StrictStr
+
+
 class TwoFactorCodeRequest(PostmarkModel):
     Code: StrictStr = Field(json_schema_extra={"pattern": r"^\s*[0-9]{6}\s*$"})
 
