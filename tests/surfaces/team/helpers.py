@@ -7,6 +7,7 @@ import re
 import time
 from typing import Any
 
+import httpx
 import pyotp
 from starlette.testclient import TestClient
 
@@ -17,6 +18,8 @@ from postwarden.runtime import Runtime
 from postwarden.users.service import UserService
 
 PASSWORD = "correct horse battery"
+#: In-process (TestClient) or over a real socket (httpx against a live server).
+HttpClient = TestClient | httpx.Client
 
 
 def add_member(
@@ -40,17 +43,17 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def sign_in(client: TestClient, email: str, password: str = PASSWORD, **extra: Any) -> dict[str, str]:
+def sign_in(client: HttpClient, email: str, password: str = PASSWORD, **extra: Any) -> dict[str, str]:
     answer = client.post("/sessions", json={"Email": email, "Password": password, **extra})
     assert answer.status_code == 200, answer.text
     return bearer(answer.json()["SessionToken"])
 
 
-def owner_headers(client: TestClient, account: NewAccount) -> dict[str, str]:
+def owner_headers(client: HttpClient, account: NewAccount) -> dict[str, str]:
     return sign_in(client, account.owner_email, account.owner_password)
 
 
-def create_server(client: TestClient, account: NewAccount, name: str) -> int:
+def create_server(client: HttpClient, account: NewAccount, name: str) -> int:
     answer = client.post("/servers", json={"Name": name}, headers={"X-Postmark-Account-Token": account.account_token})
     assert answer.status_code == 200, answer.text
     return int(answer.json()["ID"])

@@ -1,5 +1,6 @@
-"""Every endpoint, driven over HTTP by an actor of every role and server access; the
-expected answer comes from policy.py, never from a list kept by hand.
+"""Every endpoint, driven over real HTTP (a live server on loopback) by an actor of every
+role and server access; the expected answer comes from policy.py, never from a list kept
+by hand.
 
 Each operation declares the permissions it asks policy for (``x-permission`` in the OpenAPI
 document, from ``guarded_by``). The expectation for an actor is ``policy.allows`` of each
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pyotp
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
@@ -36,6 +38,7 @@ from postwarden.runtime import Runtime
 from postwarden.surfaces.auth import actor_for
 from postwarden.surfaces.routing import PERMISSION_KEY
 from postwarden.tokens.service import TokenService
+from tests.conftest import run_live_server
 from tests.surfaces.team.helpers import PASSWORD, add_member, bearer, create_server, sign_in
 
 #: Operations reached only with a server token; their matrix is the server token's own
@@ -44,8 +47,8 @@ SERVER_TOKEN_ONLY = {("GET", "/server"), ("PUT", "/server")}
 counter = itertools.count()
 
 
-def routes(client: TestClient) -> list[APIRoute]:
-    app: Any = client.app
+def routes(asgi: Any) -> list[APIRoute]:
+    app = asgi
     while not isinstance(app, FastAPI):  # unwrap the ASGI layers around the application
         app = app.app
     found: list[APIRoute] = []
@@ -69,7 +72,7 @@ def permissions_of(route: APIRoute) -> list[str]:
 
 
 def test_every_operation_declares_its_permissions(client: TestClient) -> None:
-    for route in routes(client):
+    for route in routes(client.app):
         extra = route.openapi_extra or {}
         assert PERMISSION_KEY in extra, f"{route.methods} {route.path} declares no permission (guarded_by)"
         for name in extra[PERMISSION_KEY]:
@@ -80,7 +83,7 @@ def test_every_operation_declares_its_permissions(client: TestClient) -> None:
 
 @dataclass
 class World:
-    client: TestClient
+    client: httpx.Client
     runtime: Runtime
     account: NewAccount
     admin_headers: dict[str, str]
@@ -294,7 +297,13 @@ def expected_allowed(actor: Actor, permissions: list[str], account_id: int, serv
 
 
 def test_every_operation_answers_each_role_as_policy_says(settings: Any, runtime: Runtime, account: NewAccount) -> None:
-    with TestClient(create_app(settings, runtime=runtime), raise_server_exceptions=False) as client:
+    app = create_app(settings, runtime=runtime)
+    for live in run_live_server(app, runtime):
+        drive_the_matrix(app, httpx.Client(base_url=live.base_url, timeout=30), runtime, account)
+
+
+def drive_the_matrix(app: Any, client: httpx.Client, runtime: Runtime, account: NewAccount) -> None:
+    with client:
         admin = {"X-Postmark-Account-Token": account.account_token}
         owner_sessions = [
             sign_in(client, account.owner_email, account.owner_password) for _ in range(len(CHANGES_THE_CALLER) + 1)
@@ -303,7 +312,7 @@ def test_every_operation_answers_each_role_as_policy_says(settings: Any, runtime
         world = World(client, runtime, account, admin, *servers, owner_sessions)
         guarded = [
             route
-            for route in routes(client)
+            for route in routes(app)
             if (route.openapi_extra or {}).get(PERMISSION_KEY)
             and (method_of(route), route.path) not in SERVER_TOKEN_ONLY
         ]
