@@ -30,6 +30,7 @@ from postwarden.surfaces.routing import (
     entity_id,
     guarded_by,
     id_parameter,
+    json_body,
     paging_parameters,
     parse_page,
     parse_text,
@@ -54,19 +55,6 @@ SERVER_LIST_PARAMETERS: list[dict[str, object]] = [
         "schema": {"type": "string"},
     },
 ]
-
-
-def body_schema(
-    model: type[CreateServerRequest] | type[EditServerRequest], *, required: bool = False
-) -> dict[str, object]:
-    return {
-        "requestBody": {
-            "required": required,
-            "content": {
-                "application/json": {"schema": model.model_json_schema(ref_template="#/components/schemas/{model}")}
-            },
-        }
-    }
 
 
 def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
@@ -154,7 +142,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         response_model=ServerResponse,
         summary="Create a server",
         openapi_extra={
-            **body_schema(CreateServerRequest, required=True),
+            **json_body(CreateServerRequest, required=True),
             **ACCOUNT_OR_PERSON,
             **guarded_by(Permission.SERVERS_CREATE),
         },
@@ -183,7 +171,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         summary="Edit a server (partial)",
         openapi_extra={
             **SERVER_ID,
-            **body_schema(EditServerRequest, required=True),
+            **json_body(EditServerRequest, required=True),
             **ACCOUNT_OR_PERSON,
             **guarded_by(Permission.SERVERS_UPDATE),
         },
@@ -226,7 +214,7 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         response_model=ServerResponse,
         summary="Edit the server of this server token (partial)",
         openapi_extra={
-            **body_schema(EditServerRequest, required=True),
+            **json_body(EditServerRequest, required=True),
             **SERVER_TOKEN,
             **guarded_by(Permission.SERVERS_UPDATE),
         },
