@@ -143,6 +143,18 @@ def test_five_failures_lock_one_address_for_a_while(client: TestClient, runtime:
     sign_in(client, DANA)
 
 
+def test_twenty_failures_from_one_address_of_the_network_lock_it_for_everyone(
+    client: TestClient, runtime: Runtime, account: NewAccount
+) -> None:
+    # A spray: one guess at each of many addresses, never five at one, all from one IP.
+    for n in range(20):
+        assert error_of(attempt(client, f"user{n}@spray.example", "guess")) == (401, 9027)
+    assert {event.ip for event in events(runtime, "user.login_failed")} == {"testclient"}
+    locked = attempt(client, account.owner_email, account.owner_password)
+    assert error_of(locked) == (429, 9028)
+    assert int(locked.headers["Retry-After"]) > 0
+
+
 def test_the_account_to_sign_in_to_must_be_one_of_the_users(
     client: TestClient, runtime: Runtime, account: NewAccount
 ) -> None:
