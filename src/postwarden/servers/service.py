@@ -23,7 +23,7 @@ from postwarden.runtime import Runtime
 from postwarden.servers.models import MessageStream, Server
 from postwarden.tokens.service import TokenService
 from postwarden.urls import outbound_url_problem
-from postwarden.users.models import Membership, ServerAccessGrant
+from postwarden.users.models import Membership, ServerAccessGrant, User
 
 #: Accepted colors (any case) and the value stored; ``turqoise`` is the old API's spelling.
 COLORS: Final[dict[str, str]] = {
@@ -195,13 +195,26 @@ class ServerService:
             self.actor, Permission.SERVERS_READ, account_id=account_id, server_id=server.id
         ):
             return
-        membership_id = self.session.scalar(
-            select(Membership.id).where(Membership.account_id == account_id, Membership.user_id == self.actor.user_id)
-        )
-        if membership_id is None:
+        member = self.session.execute(
+            select(Membership.id, User.email)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.account_id == account_id, Membership.user_id == self.actor.user_id)
+        ).one_or_none()
+        if member is None:
             return
+        membership_id, email = member
         self.session.add(
             ServerAccessGrant(membership_id=membership_id, server_id=server.id, level=ServerAccess.FULL.value)
+        )
+        audit.record(
+            self.session,
+            self.actor,
+            AuditAction.SERVER_ACCESS_UPDATED,
+            account_id=account_id,
+            target_type="user",
+            target_id=self.actor.user_id,
+            target_label=email,
+            changes={"server_access": {"before": None, "after": {str(server.id): ServerAccess.FULL.value}}},
         )
         self.actor = replace(self.actor, server_access={**self.actor.server_access, server.id: ServerAccess.FULL.value})
         on_commit(self.session, lambda: self.runtime.cache.invalidate_account(account_id))

@@ -20,10 +20,12 @@ import httpx
 import pyotp
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from postwarden.accounts.service import NewAccount
 from postwarden.app import create_app
+from postwarden.audit import AuditEvent
 from postwarden.identity import Actor, RequestContext
 from postwarden.policy import (
     SERVER_SCOPED,
@@ -364,3 +366,22 @@ def test_a_personal_token_is_narrowed_to_its_scopes_and_servers(
     # A narrow token cannot mint a wider one.
     wider = client.post("/me/tokens", json={"Name": "wider", "Scopes": ["users:manage"]}, headers=token)
     assert wider.json()["ErrorCode"] == 9001  # it lacks profile:manage altogether
+
+
+def test_a_limited_technical_member_reaches_the_server_they_create_and_the_grant_is_audited(
+    client: TestClient, runtime: Runtime, account: NewAccount
+) -> None:
+    existing = create_server(client, account, "Existing")
+    add_member(runtime, account, "tech@example.org", Role.TECHNICAL, limited=True)
+    tech = sign_in(client, "tech@example.org")
+    created = client.post("/servers", json={"Name": "Mine"}, headers=tech)
+    assert created.status_code == 200, created.text
+    assert created.json()["ApiTokens"]  # Full access on what they created
+    listed = client.get("/servers?count=10&offset=0", headers=tech).json()
+    assert [server["Name"] for server in listed["Servers"]] == ["Mine"]
+    assert client.get(f"/servers/{existing}", headers=tech).json()["ErrorCode"] == 9001
+    with runtime.db.session_scope(write=False) as session:
+        grants = session.scalars(select(AuditEvent).where(AuditEvent.action == "server_access.updated")).all()
+    assert [(event.target_label, event.changes["server_access"]["after"]) for event in grants] == [
+        ("tech@example.org", {str(created.json()["ID"]): "FullAccess"})
+    ]
