@@ -30,8 +30,13 @@ from postwarden.surfaces.errors import postmark_error, postmark_error_response
 from postwarden.surfaces.http import AccessLog, JSONBytesResponse, Metrics, RequestMiddleware
 from postwarden.surfaces.postmark.domains import domains_router
 from postwarden.surfaces.postmark.hot_reads import HotReads
+from postwarden.surfaces.postmark.message_streams import message_streams_router
 from postwarden.surfaces.postmark.senders import senders_router
 from postwarden.surfaces.postmark.servers import servers_router
+from postwarden.surfaces.postmark.suppressions import suppressions_router
+from postwarden.surfaces.postmark.templates import templates_router
+from postwarden.surfaces.postmark.webhook_deliveries import webhook_deliveries_router
+from postwarden.surfaces.postmark.webhooks import webhooks_router
 from postwarden.surfaces.routing import LenientPostmarkRequests, open_to_anyone
 from postwarden.surfaces.team.account import account_router
 from postwarden.surfaces.team.me import me_router
@@ -199,6 +204,11 @@ def create_app(
         servers_router(runtime, auth),
         domains_router(runtime, auth),
         senders_router(runtime, auth),
+        message_streams_router(runtime, auth),
+        suppressions_router(runtime, auth),
+        templates_router(runtime, auth),
+        webhooks_router(runtime, auth),
+        webhook_deliveries_router(runtime, auth),
         people_router(runtime, auth),
         account_router(runtime, auth),
         me_router(runtime, auth),

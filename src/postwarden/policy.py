@@ -54,6 +54,9 @@ class Permission(StrEnum):
     DOMAINS_MANAGE = "domains:manage"
     DOMAINS_READ = "domains:read"
 
+    MESSAGE_STREAMS_MANAGE = "message_streams:manage"
+    MESSAGE_STREAMS_READ = "message_streams:read"
+
     OWNERSHIP_TRANSFER = "ownership:transfer"
 
     PROFILE_MANAGE = "profile:manage"
@@ -72,20 +75,45 @@ class Permission(StrEnum):
 
     SESSIONS_END = "sessions:end"
 
+    SUPPRESSIONS_MANAGE = "suppressions:manage"
+    SUPPRESSIONS_READ = "suppressions:read"
+
+    TEMPLATES_MANAGE = "templates:manage"
+    TEMPLATES_READ = "templates:read"
+
     TWO_FACTOR_ENROL = "two_factor:enrol"
 
     USERS_MANAGE = "users:manage"
     USERS_READ = "users:read"
 
+    WEBHOOKS_MANAGE = "webhooks:manage"
+    WEBHOOKS_READ = "webhooks:read"
 
-#: Permissions that act on one server: decided by the caller's access to that server.
-SERVER_SCOPED: Final[frozenset[Permission]] = frozenset(
-    {Permission.SERVERS_READ, Permission.SERVERS_UPDATE, Permission.SERVER_TOKENS_READ}
+
+#: What View only grants on a server: looking at its settings, streams, webhooks, templates
+#: and suppression list, changing none of them and never seeing its tokens.
+SERVER_VIEWER: Final[frozenset[Permission]] = frozenset(
+    {
+        Permission.SERVERS_READ,
+        Permission.MESSAGE_STREAMS_READ,
+        Permission.SUPPRESSIONS_READ,
+        Permission.TEMPLATES_READ,
+        Permission.WEBHOOKS_READ,
+    }
 )
+#: Permissions that act on one server: decided by the caller's access to that server.
+SERVER_SCOPED: Final[frozenset[Permission]] = SERVER_VIEWER | {
+    Permission.SERVERS_UPDATE,
+    Permission.SERVER_TOKENS_READ,
+    Permission.MESSAGE_STREAMS_MANAGE,
+    Permission.SUPPRESSIONS_MANAGE,
+    Permission.TEMPLATES_MANAGE,
+    Permission.WEBHOOKS_MANAGE,
+}
 
 SERVER_ACCESS_GRANTS: Final[Mapping[ServerAccess, frozenset[Permission]]] = {
     ServerAccess.FULL: SERVER_SCOPED,
-    ServerAccess.VIEW: frozenset({Permission.SERVERS_READ}),
+    ServerAccess.VIEW: SERVER_VIEWER,
     ServerAccess.NONE: frozenset(),
 }
 

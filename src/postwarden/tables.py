@@ -10,6 +10,7 @@ from postwarden.senders.models import ConfirmationToken, SenderSignature
 from postwarden.servers.models import MessageStream, Server
 from postwarden.tokens.models import AccountToken, PersonalToken, ServerToken
 from postwarden.users.models import Membership, RecoveryCode, ServerAccessGrant, User, UserSession
+from postwarden.webhooks.models import Webhook
 
 metadata = Base.metadata
 
@@ -32,5 +33,6 @@ __all__ = [
     "ServerToken",
     "User",
     "UserSession",
+    "Webhook",
     "metadata",
 ]

@@ -47,6 +47,18 @@ DEFAULT_STREAMS: Final = (
 _DOMAIN_RE: Final = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 
 
+def reach_server(session: Session, actor: Actor, server_id: int, permission: Permission) -> Server:
+    """The server a Server API call acts on, once policy allows ``permission`` on it: the
+    one check every service of a server's resources (streams, webhooks, templates,
+    suppressions) starts with."""
+    account_id = actor.account_id  # None for the operator, who reaches every account
+    require(actor, permission, account_id=account_id or 0, server_id=server_id)
+    server = session.get(Server, server_id)
+    if server is None or (account_id is not None and server.account_id != account_id):
+        raise NotFound(Reason.SERVER_NOT_FOUND, f"Server {server_id} was not found.")
+    return server
+
+
 @dataclass(frozen=True)
 class ServerFields:
     """Settings given by a caller; None means "not given" (keep the current value)."""

@@ -14,10 +14,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from postwarden.cache import Principal, SingleFlight
-from postwarden.errors import NotAuthenticated, PermissionDenied, Reason
+from postwarden.errors import InvalidRequest, NotAuthenticated, NotFound, PermissionDenied, Reason
 from postwarden.identity import Actor, Credential, RequestContext, Via
 from postwarden.policy import ACCOUNT_TOKEN_OPTIONAL_GRANTS, ACCOUNT_TOKEN_ROLE
 from postwarden.runtime import Runtime
+from postwarden.surfaces.routing import entity_id
 from postwarden.tokens.personal import LAST_USED_RESOLUTION_SECONDS, touch
 from postwarden.tokens.service import TokenService
 
@@ -35,6 +36,41 @@ class Authenticator:
 
     async def server_actor(self, request: Request) -> Actor:
         return await self._actor(request, Credential.SERVER_TOKEN)
+
+    async def server_scope(self, request: Request) -> tuple[Actor, int]:
+        """The caller of one server's endpoint, and that server's id.
+
+        The server token names its own server. An account-level credential (the account
+        token, a personal token or a session) names it with the ``server_id`` query
+        parameter, so that one credential walks every server it may reach; policy then
+        decides with that credential's access on that server.
+        """
+        account_level = request.headers.get(ACCOUNT_HEADER, "").strip() or _bearer(request)
+        if request.headers.get(SERVER_HEADER, "").strip() or not account_level:
+            if not account_level and not request.headers.get(SERVER_HEADER, "").strip():
+                raise NotAuthenticated(
+                    Reason.MISSING_CREDENTIAL,
+                    f"No API token was supplied in the HTTP headers. Send the server's token in the "
+                    f"{SERVER_HEADER} header, or an account token ({ACCOUNT_HEADER}) or personal token "
+                    "(Authorization: Bearer) with the server_id query parameter.",
+                )
+            actor = await self.server_actor(request)
+            named = request.query_params.get("serverid")  # query names arrive normalized
+            if named is not None and _server_id(named) != actor.server_id:
+                raise NotFound(
+                    Reason.SERVER_NOT_FOUND,
+                    f"Server {named} is not the server of this server token; leave server_id out or name its own.",
+                )
+            return actor, actor.server_id or 0
+        actor = await self.account_actor(request)
+        raw = request.query_params.get("serverid", "").strip()
+        if not raw:
+            raise InvalidRequest(
+                Reason.SERVER_ID_REQUIRED,
+                "Name the server with the server_id query parameter (for example ?server_id=12) when "
+                f"calling a server endpoint with an account-level credential, or send {SERVER_HEADER}.",
+            )
+        return actor, _server_id(raw)
 
     async def account_actor(self, request: Request) -> Actor:
         """The account token, or else a person's bearer credential."""
@@ -133,6 +169,10 @@ class Authenticator:
     def _load_principal(self, presented: str) -> Principal | None:
         with self.runtime.db.session_scope(write=False) as session:
             return TokenService(session, self.runtime).find_principal(presented)
+
+
+def _server_id(raw: str) -> int:
+    return entity_id(raw.strip(), NotFound(Reason.SERVER_NOT_FOUND, f"Server {raw} was not found."))
 
 
 def _bearer(request: Request) -> str | None:

@@ -16,6 +16,19 @@ ACCOUNT_OR_PERSON: Final[dict[str, Any]] = {"security": [{"AccountToken": []}, {
 PERSON_ONLY: Final[dict[str, Any]] = {"security": [{"PersonalToken": []}]}
 #: One server's endpoints: its server token.
 SERVER_TOKEN: Final[dict[str, Any]] = {"security": [{"ServerToken": []}]}
+#: One server's resources (streams, webhooks, templates, suppressions): its server token, or
+#: an account-level credential naming the server with ``server_id`` (``SERVER_ID_QUERY``).
+SERVER_OR_ACCOUNT: Final[dict[str, Any]] = {
+    "security": [{"ServerToken": []}, {"AccountToken": []}, {"PersonalToken": []}]
+}
+SERVER_ID_QUERY: Final[dict[str, Any]] = {
+    "name": "server_id",
+    "in": "query",
+    "required": False,
+    "description": "The server, when calling with an account token or personal token (ErrorCode 9038 when "
+    "missing then, 601 when it names no server of the account or not the server token's own server)",
+    "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+}
 
 SECURITY_SCHEMES: Final[dict[str, Any]] = {
     "AccountToken": {

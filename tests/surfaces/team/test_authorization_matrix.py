@@ -12,7 +12,6 @@ account token). An operation without the declaration fails the first test.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,11 +41,15 @@ from postwarden.surfaces.routing import PERMISSION_KEY
 from postwarden.tokens.service import TokenService
 from tests.conftest import run_live_server
 from tests.surfaces.team.helpers import PASSWORD, add_member, bearer, create_server, sign_in
+from tests.surfaces.team.matrix import Builder, Request, World, counter
+from tests.surfaces.team.matrix_message_streams import MESSAGE_STREAM_REQUESTS
+from tests.surfaces.team.matrix_suppressions import SUPPRESSION_REQUESTS
+from tests.surfaces.team.matrix_templates import TEMPLATE_REQUESTS
+from tests.surfaces.team.matrix_webhooks import WEBHOOK_REQUESTS
 
 #: Operations reached only with a server token; their matrix is the server token's own
 #: (tests/surfaces/postmark/test_servers.py), as no person or account token reaches them.
 SERVER_TOKEN_ONLY = {("GET", "/server"), ("PUT", "/server")}
-counter = itertools.count()
 
 
 def routes(asgi: Any) -> list[APIRoute]:
@@ -81,48 +84,6 @@ def test_every_operation_declares_its_permissions(client: TestClient) -> None:
             Permission(name)  # a real permission of policy.py
         if not extra[PERMISSION_KEY]:
             assert extra.get("x-open-because"), f"{route.path} is open to anyone without saying why"
-
-
-@dataclass
-class World:
-    client: httpx.Client
-    runtime: Runtime
-    account: NewAccount
-    admin_headers: dict[str, str]
-    server_a: int
-    server_b: int
-    #: Sessions of the one Owner, signed in before any operation turns on their second factor.
-    owner_sessions: list[dict[str, str]]
-
-    def fresh(self, what: str) -> int:
-        """A new target that one call may change or delete."""
-        n = next(counter)
-        if what == "server":
-            return create_server(self.client, self.account, f"Scratch {n}")
-        if what == "domain":
-            answer = self.client.post("/domains", json={"Name": f"d{n}.example.org"}, headers=self.admin_headers)
-        elif what == "sender":
-            answer = self.client.post(
-                "/senders", json={"FromEmail": f"s{n}@acme-mail.example.org", "Name": "S"}, headers=self.admin_headers
-            )
-        elif what == "member":  # View only on A: seen by those who reach A (who sees whom)
-            email = f"scratch{n}@example.org"
-            return add_member(self.runtime, self.account, email, Role.MEMBER, access={self.server_a: ServerAccess.VIEW})
-        elif what == "admin":
-            return add_member(self.runtime, self.account, f"admin{n}@example.org", Role.ADMIN)
-        elif what == "invitation":
-            answer = self.client.post(
-                "/invitations", json={"Emails": [f"i{n}@example.org"], "Role": "Member"}, headers=self.admin_headers
-            )
-            return int(answer.json()["Invitations"][0]["ID"])
-        else:
-            raise AssertionError(what)
-        assert answer.status_code == 200, answer.text
-        return int(answer.json()["ID"])
-
-
-Request = tuple[str, dict[str, Any] | None, int | None]  # path, JSON body, the server the path names
-Builder = Callable[[World, dict[str, str]], Request]
 
 
 def _token_of(world: World, headers: dict[str, str]) -> int:
@@ -221,6 +182,10 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ("POST", "/me/two-factor"): lambda w, h: ("/me/two-factor", None, None),
     ("POST", "/me/two-factor/confirm"): _confirmation,
     ("DELETE", "/me/two-factor"): _disabling,
+    **MESSAGE_STREAM_REQUESTS,
+    **SUPPRESSION_REQUESTS,
+    **TEMPLATE_REQUESTS,
+    **WEBHOOK_REQUESTS,
 }
 #: Allowed operations that a rule of their own refuses on a fresh target (not policy):
 #: a new domain's first DKIM key is still pending, so a rotation waits for it (505).

@@ -1,0 +1,13 @@
+"""Templates: one server's, with its server token or an account-level credential and ``server_id``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from postwarden.runtime import Runtime
+from postwarden.surfaces.auth import Authenticator
+
+
+def templates_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
+    router = APIRouter(tags=["Templates"])
+    return router

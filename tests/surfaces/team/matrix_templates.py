@@ -1,0 +1,8 @@
+"""Authorization-matrix requests for the templates endpoints: one valid request per
+operation, on server A (``World.on_a``), so the matrix expects what policy says of server A."""
+
+from __future__ import annotations
+
+from tests.surfaces.team.matrix import Builder
+
+TEMPLATE_REQUESTS: dict[tuple[str, str], Builder] = {}
