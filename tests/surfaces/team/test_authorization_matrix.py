@@ -45,6 +45,7 @@ from tests.surfaces.team.matrix import Builder, Request, World, counter
 from tests.surfaces.team.matrix_message_streams import MESSAGE_STREAM_REQUESTS
 from tests.surfaces.team.matrix_suppressions import SUPPRESSION_REQUESTS
 from tests.surfaces.team.matrix_templates import TEMPLATE_REQUESTS
+from tests.surfaces.team.matrix_webhook_deliveries import WEBHOOK_DELIVERY_REQUESTS
 from tests.surfaces.team.matrix_webhooks import WEBHOOK_REQUESTS
 
 #: Operations reached only with a server token; their matrix is the server token's own
@@ -186,6 +187,7 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     **SUPPRESSION_REQUESTS,
     **TEMPLATE_REQUESTS,
     **WEBHOOK_REQUESTS,
+    **WEBHOOK_DELIVERY_REQUESTS,
 }
 #: Allowed operations that a rule of their own refuses on a fresh target (not policy):
 #: a new domain's first DKIM key is still pending, so a rotation waits for it (505).
