@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from postwarden.errors import InvalidRequest, PermissionDenied, Reason
@@ -221,3 +223,22 @@ def test_uniform_server_access_is_known_only_when_it_is_the_same_everywhere() ->
     assert uniform_server_access(person(Role.TECHNICAL, limited=True)) is None
     assert uniform_server_access(person(Role.OWNER, token_servers=frozenset({1}))) is None
     assert uniform_server_access(server_token()) is None
+
+
+SERVER_RESOURCES = ("message_streams", "suppressions", "templates", "webhooks")
+
+
+@pytest.mark.parametrize("resource", SERVER_RESOURCES)
+def test_view_only_reads_a_servers_resources_and_full_access_changes_them(resource: str) -> None:
+    read, manage = Permission(f"{resource}:read"), Permission(f"{resource}:manage")
+    viewer = replace(member(Role.MEMBER), server_access={7: ServerAccess.VIEW.value})
+    editor = replace(member(Role.MEMBER), server_access={7: ServerAccess.FULL.value})
+    assert allows(viewer, read, account_id=1, server_id=7)
+    assert not allows(viewer, manage, account_id=1, server_id=7)
+    assert allows(editor, manage, account_id=1, server_id=7)
+    for outsider in (viewer, editor):  # nothing on a server they were not given
+        assert not allows(outsider, read, account_id=1, server_id=8)
+    assert allows(server_token(7), manage, account_id=1, server_id=7)
+    assert not allows(server_token(7), read, account_id=1, server_id=8)
+    assert allows(account_token(), manage, account_id=1, server_id=8)
+    assert not allows(member(Role.BILLING), read, account_id=1, server_id=7)
