@@ -47,5 +47,9 @@ test-fast: $(STAMP) ## Tests only, SQLite only, no lint
 bench: $(STAMP) ## API throughput against a bare Starlette app
 	$(BIN)/python bench/api_throughput.py
 
+.PHONY: bench-webhooks
+bench-webhooks: $(STAMP) ## Webhook deliveries/s against a bare httpx loop and wrk
+	$(BIN)/python bench/webhooks.py
+
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache

@@ -45,7 +45,19 @@ class Settings(BaseSettings):
     #: the sending infrastructure of this installation.
     spf_include: str = "spf.postwarden.localhost"
     return_path_target: str = "pm.postwarden.localhost"
+    #: Let hooks and webhooks call private, loopback and link-local addresses (a receiver on
+    #: the same host or network); checked again at each connection, against what DNS answers.
     allow_private_urls: bool = False
+    #: Seconds between the attempts of a webhook delivery; one retry per entry. Postmark's
+    #: schedule: 1, 5, 10, 10, 10, 15 and 30 minutes, then 1, 2 and 6 hours (10.5 hours in all).
+    webhook_retry_delays_seconds: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [60.0, 300.0, 600.0, 600.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0, 21600.0]
+    )
+    #: How long one attempt may take, from connecting to the end of the answer.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    #: Deliveries each worker posts at once (its connections); more is slower with the HTTP
+    #: client used, beyond about eight.
+    webhook_concurrency: int = Field(default=8, ge=1, le=256)
     #: Proxy addresses (or networks) whose X-Forwarded-For is believed; "*" trusts any.
     trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
 
@@ -64,7 +76,16 @@ class Settings(BaseSettings):
     inbound_address_domain: str = "inbound.postwarden.localhost"
     log_level: str = "INFO"
 
-    _validate_lists = field_validator("dns_nameservers", "trusted_proxies", mode="before")(_split_csv)
+    _validate_lists = field_validator(
+        "dns_nameservers", "trusted_proxies", "webhook_retry_delays_seconds", mode="before"
+    )(_split_csv)
+
+    @field_validator("webhook_retry_delays_seconds")
+    @classmethod
+    def _check_delays(cls, delays: list[float]) -> list[float]:
+        if any(delay < 0 for delay in delays):
+            raise ValueError("retry delays are seconds, 0 or more")
+        return delays
 
     @field_validator("rate_limit_per_token", "rate_limit_per_ip")
     @classmethod

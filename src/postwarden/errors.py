@@ -123,6 +123,8 @@ class Reason(StrEnum):
     STREAM_UNSUBSCRIBE_CUSTOM = "stream_unsubscribe_custom"
     STREAM_UNSUBSCRIBE_UNSUPPORTED = "stream_unsubscribe_unsupported"
     STREAM_UNSUBSCRIBE_INVALID = "stream_unsubscribe_invalid"
+    #: A list filter other than the stream type (``IncludeArchivedStreams``) is not understood.
+    STREAM_QUERY_INVALID = "stream_query_invalid"
     # suppressions (Postmark 1400-1411)
     SUPPRESSION_QUERY_INVALID = "suppression_query_invalid"
     SUPPRESSION_REASON_INVALID = "suppression_reason_invalid"

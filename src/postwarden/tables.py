@@ -8,8 +8,11 @@ from postwarden.invitations.models import Invitation
 from postwarden.mail.models import OutboxMessage
 from postwarden.senders.models import ConfirmationToken, SenderSignature
 from postwarden.servers.models import MessageStream, Server
+from postwarden.suppressions.models import Suppression
+from postwarden.templates.models import Template
 from postwarden.tokens.models import AccountToken, PersonalToken, ServerToken
 from postwarden.users.models import Membership, RecoveryCode, ServerAccessGrant, User, UserSession
+from postwarden.webhook_deliveries.models import WebhookDelivery, WebhookDeliveryAttempt
 from postwarden.webhooks.models import Webhook
 
 metadata = Base.metadata
@@ -31,8 +34,12 @@ __all__ = [
     "Server",
     "ServerAccessGrant",
     "ServerToken",
+    "Suppression",
+    "Template",
     "User",
     "UserSession",
     "Webhook",
+    "WebhookDelivery",
+    "WebhookDeliveryAttempt",
     "metadata",
 ]

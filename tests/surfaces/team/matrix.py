@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -28,6 +28,8 @@ class World:
     server_b: int
     #: Sessions of the one Owner, signed in before any operation turns on their second factor.
     owner_sessions: list[dict[str, str]]
+    #: Targets that builders make once and share, by name.
+    made: dict[str, int] = field(default_factory=dict)
 
     def fresh(self, what: str) -> int:
         """A new target that one call may change or delete."""
@@ -58,6 +60,28 @@ class World:
     def on_a(self, path: str) -> str:
         """``path`` on server A for an account-level credential (``server_id``)."""
         return f"{path}{'&' if '?' in path else '?'}server_id={self.server_a}"
+
+    def twin_of_a(self, headers: dict[str, str]) -> int:
+        """A third server on which the caller has exactly the access it has on A.
+
+        For operations that act on two servers at once: whatever the caller's role and
+        grants, policy then answers on the twin as on A, so the matrix's expectation on A
+        alone holds for the pair. Members get the twin granted as they have A.
+        """
+        if "twin of A" not in self.made:
+            self.made["twin of A"] = create_server(self.client, self.account, "Twin of A")
+        twin = self.made["twin of A"]
+        me = self.client.get("/me", headers=headers)
+        if me.status_code == 200:  # a person (the account token reaches every server alike)
+            access = {entry["ServerID"]: entry["Access"] for entry in me.json()["Servers"]}
+            if access.get(self.server_a) != access.get(twin):
+                granted = self.client.put(
+                    f"/users/{me.json()['ID']}/servers",
+                    json={"Servers": [{"ServerID": twin, "Access": access.get(self.server_a, "NoAccess")}]},
+                    headers=self.admin_headers,
+                )
+                assert granted.status_code == 200, granted.text
+        return twin
 
 
 Request = tuple[str, dict[str, Any] | None, int | None]  # path, JSON body, the server the path names

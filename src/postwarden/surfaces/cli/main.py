@@ -207,7 +207,7 @@ def _create_demo_account_once(runtime: Runtime) -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @friendly_errors
 def worker(workers: int) -> None:
-    """Run background jobs (outgoing mail, later webhook deliveries) apart from the web servers.
+    """Run background jobs (outgoing mail, webhook deliveries) apart from the web servers.
 
     Set POSTWARDEN_EMBEDDED_WORKER=false on the servers when workers run apart.
     """
