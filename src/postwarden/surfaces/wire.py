@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Final
 
 from annotated_types import Ge, Le
@@ -82,3 +83,8 @@ EntityId = Annotated[
     Le(2**31 - 1),
     WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 2**31 - 1}),
 ]
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 with the UTC offset, as every timestamp of the API; None for what has not happened."""
+    return moment.isoformat() if moment is not None else None

@@ -22,7 +22,7 @@ from postwarden.message_streams.service import (
     expected_purge_date,
 )
 from postwarden.servers.models import MessageStream
-from postwarden.surfaces.wire import PostmarkModel
+from postwarden.surfaces.wire import PostmarkModel, iso
 
 
 def spellings(*values: str) -> list[Any]:
@@ -148,11 +148,6 @@ class ArchiveResponse(PostmarkModel):
     ID: str
     ServerID: int
     ExpectedPurgeDate: datetime
-
-
-def iso(moment: datetime | None) -> str | None:
-    """ISO 8601 with the UTC offset, as every timestamp of the API."""
-    return moment.isoformat() if moment is not None else None
 
 
 def render_stream(stream: MessageStream) -> dict[str, Any]:

@@ -10,8 +10,8 @@ from pydantic.config import JsonDict
 
 from postwarden.suppressions.models import Suppression
 from postwarden.suppressions.service import MAX_PER_REQUEST, ORIGINS, REASONS, Outcome, Status
-from postwarden.surfaces.postmark.stream_schemas import iso, spellings
-from postwarden.surfaces.wire import PostmarkModel
+from postwarden.surfaces.postmark.stream_schemas import spellings
+from postwarden.surfaces.wire import PostmarkModel, iso
 
 DATE_SCHEMA: Final[JsonDict] = {"type": "string", "format": "date"}
 

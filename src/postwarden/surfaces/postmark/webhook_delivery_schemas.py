@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Any
 
 from pydantic import Field, StrictStr
 
-from postwarden.surfaces.wire import PostmarkModel, any_case
+from postwarden.surfaces.wire import PostmarkModel, any_case, iso
 from postwarden.webhook_deliveries.models import WebhookDeliveryAttempt
 from postwarden.webhook_deliveries.payloads import RECORD_TYPES
 from postwarden.webhook_deliveries.service import DeliveryRecord
@@ -51,10 +50,6 @@ class DeliveryListResponse(PostmarkModel):
     Deliveries: list[DeliveryResponse]
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
-
-
 def _render_attempt(attempt: WebhookDeliveryAttempt) -> dict[str, Any]:
     return {
         "Number": attempt.number,
@@ -74,8 +69,8 @@ def render_delivery(record: DeliveryRecord) -> dict[str, Any]:
         "RecordType": delivery.record_type,
         "Status": delivery.status,
         "CreatedAt": delivery.created_at.isoformat(),
-        "NextAttemptAt": _iso(delivery.next_attempt_at),
-        "CompletedAt": _iso(delivery.completed_at),
+        "NextAttemptAt": iso(delivery.next_attempt_at),
+        "CompletedAt": iso(delivery.completed_at),
         "Payload": json.loads(delivery.payload),
         "Attempts": [_render_attempt(attempt) for attempt in record.attempts],
     }

@@ -28,10 +28,9 @@ from postwarden.surfaces.team.schemas import (
     PasswordRequest,
     SignInRequest,
     TwoFactorCodeRequest,
-    iso,
     render_personal_token,
 )
-from postwarden.surfaces.wire import PERSON_ONLY
+from postwarden.surfaces.wire import PERSON_ONLY, iso
 from postwarden.tokens.personal import NewPersonalToken, PersonalTokenService
 from postwarden.users.service import UserService
 from postwarden.users.sign_in import SignIn, SignInService, sign_out

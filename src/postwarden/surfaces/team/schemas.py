@@ -12,7 +12,7 @@ from postwarden.accounts.models import Account
 from postwarden.accounts.service import PLANS, AccountSettings, BillingSettings
 from postwarden.invitations.models import Invitation
 from postwarden.policy import Permission, Role, ServerAccess
-from postwarden.surfaces.wire import EntityId, PostmarkModel, any_case
+from postwarden.surfaces.wire import EntityId, PostmarkModel, any_case, iso
 from postwarden.tokens.models import PersonalToken
 from postwarden.users.service import EMAIL_MAX_LENGTH, EMAIL_PATTERN, Member
 
@@ -21,10 +21,6 @@ ACCESS_SCHEMA: Final = any_case(*(level.value for level in ServerAccess))
 #: What ``users.service.normalize_email`` accepts (ErrorCode 9005 otherwise).
 EMAIL_SCHEMA: Final[JsonDict] = {"type": "string", "pattern": EMAIL_PATTERN, "maxLength": EMAIL_MAX_LENGTH}
 NAME_SCHEMA: Final[JsonDict] = {"pattern": r"\S", "maxLength": 255}
-
-
-def iso(moment: datetime | None) -> str | None:
-    return moment.isoformat() if moment else None
 
 
 # requests
