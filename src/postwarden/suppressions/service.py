@@ -8,7 +8,6 @@ the sending side. A spam complaint is the recipient's own word, so no caller can
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -20,6 +19,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
 from postwarden import audit
+from postwarden.addresses import is_email_address
 from postwarden.audit import AuditAction
 from postwarden.db import utcnow
 from postwarden.errors import InvalidRequest, Reason
@@ -35,13 +35,8 @@ ORIGINS: Final = ("Recipient", "Customer", "Admin")
 #: Reasons that only the recipient can undo.
 UNDELETABLE_REASONS: Final = frozenset({"SpamComplaint"})
 MAX_PER_REQUEST: Final = 50
-EMAIL_MAX_LENGTH: Final = 320
-EMAIL_SYNTAX: Final = (
-    r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
-)
 INVALID_ADDRESS: Final = "An invalid email address was provided."
 NOT_YOURS: Final = "You do not have the required authority to change this suppression."
-_EMAIL_RE: Final = re.compile(EMAIL_SYNTAX)
 
 
 class Status(StrEnum):
@@ -200,8 +195,7 @@ def _checked(addresses: list[str] | None) -> list[str]:
 
 
 def _valid(address: str) -> bool:
-    clean = address.strip()
-    return len(clean) <= EMAIL_MAX_LENGTH and _EMAIL_RE.fullmatch(clean) is not None
+    return is_email_address(address.strip())
 
 
 def _lifted(address: str, kept: set[str]) -> Outcome:

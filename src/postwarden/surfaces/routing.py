@@ -112,10 +112,15 @@ async def read_body(request: Request, model: type[Model]) -> Model:
         raise InvalidRequest(Reason.INVALID_FIELD, f"Invalid value for '{field}': {problem['msg']}.") from exc
 
 
-def require_change(body: Model) -> Model:
-    """An edit must carry at least one field (``null`` counts as absent)."""
+def require_change(
+    body: Model,
+    reason: Reason = Reason.NOTHING_TO_CHANGE,
+    message: str = "The request changes nothing: give at least one field.",
+) -> Model:
+    """An edit must carry at least one field (``null`` counts as absent); ``reason`` is the
+    resource's own code for an empty edit where Postmark has one (templates: 1109)."""
     if not body.model_fields_set:
-        raise InvalidRequest(Reason.NOTHING_TO_CHANGE, "The request changes nothing: give at least one field.")
+        raise InvalidRequest(reason, message)
     return body
 
 

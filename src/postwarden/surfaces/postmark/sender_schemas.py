@@ -7,6 +7,7 @@ from typing import Any, Final
 from pydantic import ConfigDict, Field, StrictStr
 from pydantic.config import JsonDict
 
+from postwarden import addresses
 from postwarden.config import Settings
 from postwarden.domains.dns import Check, CheckOutcome
 from postwarden.senders.models import SenderSignature
@@ -15,9 +16,7 @@ from postwarden.surfaces.postmark.domain_schemas import dkim_fields, spf_text
 from postwarden.surfaces.postmark.schemas import DOMAIN_SCHEMA
 from postwarden.surfaces.wire import PostmarkModel
 
-EMAIL_PATTERN: Final = (
-    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]{1,64}@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
-)
+EMAIL_PATTERN: Final = addresses.PATTERN
 NAME_SCHEMA: Final[JsonDict] = {"pattern": r"\S", "maxLength": NAME_MAX_LENGTH}
 REPLY_TO_SCHEMA: Final[JsonDict] = {
     "description": 'An email address (ErrorCode 522 otherwise), or "" for none',

@@ -42,6 +42,7 @@ from postwarden.surfaces.routing import (
     parse_page,
     parse_text,
     read_body,
+    require_change,
     run_in_session,
 )
 from postwarden.surfaces.wire import ACCOUNT_OR_PERSON, SERVER_ID_QUERY, SERVER_OR_ACCOUNT
@@ -204,9 +205,11 @@ def templates_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     async def edit_template(request: Request, id_or_alias: IdOrAlias) -> Response:
         actor, server_id = await auth.server_scope(request)
         ref = _template_ref(id_or_alias)
-        body = await read_body(request, EditTemplateRequest)
-        if not body.model_fields_set:
-            raise InvalidRequest(Reason.TEMPLATE_NO_DATA, "No template data received: give at least one field.")
+        body = require_change(
+            await read_body(request, EditTemplateRequest),
+            Reason.TEMPLATE_NO_DATA,
+            "No template data received: give at least one field.",
+        )
         fields = body.to_fields()
         saved = await in_transaction(
             actor, lambda s: render_saved(s.update_template(server_id, ref, fields)), write=True
