@@ -17,12 +17,8 @@ ACCOUNT_OR_PERSON: Final[dict[str, Any]] = {"security": [{"AccountToken": []}, {
 PERSON_ONLY: Final[dict[str, Any]] = {"security": [{"PersonalToken": []}]}
 #: One server's endpoints: its server token.
 SERVER_TOKEN: Final[dict[str, Any]] = {"security": [{"ServerToken": []}]}
-#: One server's resources (streams, webhooks, templates, suppressions): its server token, or
-#: an account-level credential naming the server with ``server_id`` (``SERVER_ID_QUERY``).
-SERVER_OR_ACCOUNT: Final[dict[str, Any]] = {
-    "security": [{"ServerToken": []}, {"AccountToken": []}, {"PersonalToken": []}]
-}
-SERVER_ID_QUERY: Final[dict[str, Any]] = {
+_SERVER_OR_ACCOUNT: Final[list[dict[str, Any]]] = [{"ServerToken": []}, {"AccountToken": []}, {"PersonalToken": []}]
+_SERVER_ID_QUERY: Final[dict[str, Any]] = {
     "name": "server_id",
     "in": "query",
     "required": False,
@@ -30,6 +26,14 @@ SERVER_ID_QUERY: Final[dict[str, Any]] = {
     "missing then, 601 when it names no server of the account or not the server token's own server)",
     "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
 }
+
+
+def on_server(*parameters: dict[str, Any]) -> dict[str, Any]:
+    """One server's resources (streams, webhooks, templates, suppressions), as ``openapi_extra``:
+    its server token, or an account-level credential naming the server with ``server_id``
+    (``Authenticator.server_scope``); ``parameters`` are the operation's others."""
+    return {"security": _SERVER_OR_ACCOUNT, "parameters": [*parameters, _SERVER_ID_QUERY]}
+
 
 SECURITY_SCHEMES: Final[dict[str, Any]] = {
     "AccountToken": {

@@ -29,13 +29,13 @@ from postwarden.surfaces.postmark.stream_schemas import (
     stream_path_parameter,
 )
 from postwarden.surfaces.routing import guarded_by, json_body, parse_text, read_body, require_change, run_in_session
-from postwarden.surfaces.wire import SERVER_ID_QUERY, SERVER_OR_ACCOUNT
+from postwarden.surfaces.wire import on_server
 
 Result = TypeVar("Result")
 # Matched against the stored IDs as given; stream_path_parameter documents it.
 StreamId = Annotated[str, Path(include_in_schema=False)]
-ON_A_SERVER: dict[str, object] = {"parameters": [SERVER_ID_QUERY], **SERVER_OR_ACCOUNT}
-ON_A_STREAM: dict[str, object] = {"parameters": [stream_path_parameter(), SERVER_ID_QUERY], **SERVER_OR_ACCOUNT}
+ON_A_SERVER: dict[str, object] = on_server()
+ON_A_STREAM: dict[str, object] = on_server(stream_path_parameter())
 
 
 def message_streams_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
@@ -49,8 +49,7 @@ def message_streams_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         response_model=StreamListResponse,
         summary="List the server's message streams (not paged)",
         openapi_extra={
-            **ON_A_SERVER,
-            "parameters": [*list_parameters(), SERVER_ID_QUERY],
+            **on_server(*list_parameters()),
             **guarded_by(Permission.MESSAGE_STREAMS_READ),
         },
     )

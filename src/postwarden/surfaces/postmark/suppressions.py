@@ -28,11 +28,11 @@ from postwarden.surfaces.postmark.suppression_schemas import (
     render_outcomes,
 )
 from postwarden.surfaces.routing import guarded_by, json_body, parse_text, read_body, run_in_session
-from postwarden.surfaces.wire import SERVER_ID_QUERY, SERVER_OR_ACCOUNT
+from postwarden.surfaces.wire import on_server
 
 Result = TypeVar("Result")
 StreamId = Annotated[str, Path(include_in_schema=False)]
-ON_A_STREAM: dict[str, object] = {"parameters": [stream_path_parameter(), SERVER_ID_QUERY], **SERVER_OR_ACCOUNT}
+ON_A_STREAM: dict[str, object] = on_server(stream_path_parameter())
 _DATE_RE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
@@ -47,8 +47,7 @@ def suppressions_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         response_model=SuppressionDumpResponse,
         summary="Every suppression of a stream that passes the filters (not paged)",
         openapi_extra={
-            **ON_A_STREAM,
-            "parameters": [stream_path_parameter(), *dump_parameters(), SERVER_ID_QUERY],
+            **on_server(stream_path_parameter(), *dump_parameters()),
             **guarded_by(Permission.SUPPRESSIONS_READ),
         },
     )

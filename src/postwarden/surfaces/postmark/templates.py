@@ -45,7 +45,7 @@ from postwarden.surfaces.routing import (
     require_change,
     run_in_session,
 )
-from postwarden.surfaces.wire import ACCOUNT_OR_PERSON, SERVER_ID_QUERY, SERVER_OR_ACCOUNT
+from postwarden.surfaces.wire import ACCOUNT_OR_PERSON, on_server
 from postwarden.templates.service import (
     ALIAS_MAX_LENGTH,
     ALIAS_SYNTAX,
@@ -66,7 +66,6 @@ ID_OR_ALIAS: dict[str, object] = {
     "schema": {"type": "string", "pattern": f"^([0-9]{{1,10}}|{ALIAS_SYNTAX})$", "maxLength": ALIAS_MAX_LENGTH},
 }
 LIST_PARAMETERS: list[dict[str, object]] = [
-    SERVER_ID_QUERY,
     *paging_parameters(),
     {
         "name": "TemplateType",
@@ -83,8 +82,8 @@ LIST_PARAMETERS: list[dict[str, object]] = [
         "schema": {"type": "string"},
     },
 ]
-ONE_SERVER: dict[str, object] = {**SERVER_OR_ACCOUNT, "parameters": [SERVER_ID_QUERY]}
-ONE_TEMPLATE: dict[str, object] = {**SERVER_OR_ACCOUNT, "parameters": [SERVER_ID_QUERY, ID_OR_ALIAS]}
+ONE_SERVER: dict[str, object] = on_server()
+ONE_TEMPLATE: dict[str, object] = on_server(ID_OR_ALIAS)
 
 
 def templates_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
@@ -98,8 +97,7 @@ def templates_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         response_model=TemplateListResponse,
         summary="List the server's active templates",
         openapi_extra={
-            **SERVER_OR_ACCOUNT,
-            "parameters": LIST_PARAMETERS,
+            **on_server(*LIST_PARAMETERS),
             **guarded_by(Permission.TEMPLATES_READ),
         },
     )

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from starlette.requests import Request
 from starlette.responses import Response
 
-from postwarden.errors import NotFound, Reason
+from postwarden.errors import Reason
 from postwarden.identity import Actor
 from postwarden.policy import Permission
 from postwarden.runtime import Runtime
@@ -21,29 +21,20 @@ from postwarden.surfaces.postmark.webhook_delivery_schemas import (
     WebhookTestRequest,
     render_delivery,
 )
+from postwarden.surfaces.postmark.webhooks import WEBHOOK_ID, WebhookId, parse_webhook_id
 from postwarden.surfaces.routing import (
-    entity_id,
     guarded_by,
-    id_parameter,
     json_body,
     paging_parameters,
     parse_page,
     read_body,
     run_in_session,
 )
-from postwarden.surfaces.wire import SERVER_ID_QUERY, SERVER_OR_ACCOUNT
+from postwarden.surfaces.wire import on_server
 from postwarden.tasks import TaskQueue
 from postwarden.webhook_deliveries.service import WebhookDeliveryService
 
 Result = TypeVar("Result")
-# Parsed by _webhook_id (any other text is ErrorCode 1352); WEBHOOK_ID documents it.
-WebhookId = Annotated[str, Path(include_in_schema=False)]
-WEBHOOK_ID = id_parameter("webhook_id", "The webhook's ID (ErrorCode 1352 when it names no webhook of this server)")
-
-
-def on_server(*parameters: dict[str, object]) -> dict[str, object]:
-    """The server token, or an account-level credential naming the server with ``server_id``."""
-    return {**SERVER_OR_ACCOUNT, "parameters": [SERVER_ID_QUERY, *parameters]}
 
 
 def webhook_deliveries_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
@@ -69,7 +60,7 @@ def webhook_deliveries_router(runtime: Runtime, auth: Authenticator) -> APIRoute
     )
     async def test_webhook(request: Request, webhook_id: WebhookId) -> Response:
         actor, server_id = await auth.server_scope(request)
-        target = _webhook_id(webhook_id)
+        target = parse_webhook_id(webhook_id)
         body = await read_body(request, WebhookTestRequest)
         record = await in_transaction(actor, lambda s: s.send_test(server_id, target, body.RecordType), write=True)
         return JSONBytesResponse(render_delivery(record))
@@ -90,7 +81,7 @@ def webhook_deliveries_router(runtime: Runtime, auth: Authenticator) -> APIRoute
         offset: Annotated[str | None, Query(include_in_schema=False)] = None,
     ) -> Response:
         actor, server_id = await auth.server_scope(request)
-        target = _webhook_id(webhook_id)
+        target = parse_webhook_id(webhook_id)
         page_size, start = parse_page(count, offset, Reason.WEBHOOK_DELIVERY_QUERY_INVALID)
         page = await in_transaction(
             actor, lambda s: s.list_deliveries(server_id, target, count=page_size, offset=start), write=False
@@ -100,7 +91,3 @@ def webhook_deliveries_router(runtime: Runtime, auth: Authenticator) -> APIRoute
         )
 
     return router
-
-
-def _webhook_id(raw: str) -> int:
-    return entity_id(raw, NotFound(Reason.WEBHOOK_NOT_FOUND, "The webhook for the provided 'ID' was not found."))

@@ -33,11 +33,11 @@ from postwarden.surfaces.routing import (
     read_body,
     run_in_session,
 )
-from postwarden.surfaces.wire import SERVER_ID_QUERY, SERVER_OR_ACCOUNT
+from postwarden.surfaces.wire import on_server
 from postwarden.webhooks.service import WebhookService
 
 Result = TypeVar("Result")
-# Parsed by _webhook_id (any other text is ErrorCode 1352); WEBHOOK_ID documents it.
+# Parsed by parse_webhook_id (any other text is ErrorCode 1352); WEBHOOK_ID documents it.
 WebhookId = Annotated[str, Path(include_in_schema=False)]
 WEBHOOK_ID = id_parameter("webhook_id", "The webhook's ID (ErrorCode 1352 when it names no webhook of this server)")
 STREAM_FILTER: dict[str, object] = {
@@ -48,11 +48,6 @@ STREAM_FILTER: dict[str, object] = {
     "all streams' when omitted",
     "schema": STREAM_ID_SCHEMA,
 }
-
-
-def on_server(*parameters: dict[str, object]) -> dict[str, object]:
-    """The server token, or an account-level credential naming the server with ``server_id``."""
-    return {**SERVER_OR_ACCOUNT, "parameters": [SERVER_ID_QUERY, *parameters]}
 
 
 def webhooks_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
@@ -100,7 +95,7 @@ def webhooks_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     )
     async def get_webhook(request: Request, webhook_id: WebhookId) -> Response:
         actor, server_id = await auth.server_scope(request)
-        target = _webhook_id(webhook_id)
+        target = parse_webhook_id(webhook_id)
         view = await in_transaction(actor, lambda s: s.get_webhook(server_id, target), write=False)
         return JSONBytesResponse(render_webhook(view))
 
@@ -116,7 +111,7 @@ def webhooks_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     )
     async def edit_webhook(request: Request, webhook_id: WebhookId) -> Response:
         actor, server_id = await auth.server_scope(request)
-        target = _webhook_id(webhook_id)
+        target = parse_webhook_id(webhook_id)
         body = await read_body(request, EditWebhookRequest)
         view = await in_transaction(actor, lambda s: s.update_webhook(server_id, target, body.to_fields()), write=True)
         return JSONBytesResponse(render_webhook(view))
@@ -129,7 +124,7 @@ def webhooks_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     )
     async def delete_webhook(request: Request, webhook_id: WebhookId) -> Response:
         actor, server_id = await auth.server_scope(request)
-        target = _webhook_id(webhook_id)
+        target = parse_webhook_id(webhook_id)
         deleted = await in_transaction(actor, lambda s: s.delete_webhook(server_id, target), write=True)
         return JSONBytesResponse({"ErrorCode": 0, "Message": f"Webhook {deleted} removed."})
 
@@ -142,12 +137,13 @@ def webhooks_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     )
     async def rotate_secret(request: Request, webhook_id: WebhookId) -> Response:
         actor, server_id = await auth.server_scope(request)
-        target = _webhook_id(webhook_id)
+        target = parse_webhook_id(webhook_id)
         view = await in_transaction(actor, lambda s: s.rotate_secret(server_id, target), write=True)
         return JSONBytesResponse(render_webhook(view))
 
     return router
 
 
-def _webhook_id(raw: str) -> int:
+def parse_webhook_id(raw: str) -> int:
+    """A webhook id in the path; any other text names no webhook (1352)."""
     return entity_id(raw, NotFound(Reason.WEBHOOK_NOT_FOUND, "The webhook for the provided 'ID' was not found."))
