@@ -21,9 +21,11 @@ FOUNDATION = ("policy.py", "identity.py", "errors.py", "db.py", "config.py")
 DOMAIN_PACKAGES = (
     "accounts",
     "domains",
+    "groups",
     "invitations",
     "mail",
     "message_streams",
+    "scim",
     "senders",
     "servers",
     "suppressions",

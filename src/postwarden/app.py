@@ -38,9 +38,11 @@ from postwarden.surfaces.postmark.templates import templates_router
 from postwarden.surfaces.postmark.webhook_deliveries import webhook_deliveries_router
 from postwarden.surfaces.postmark.webhooks import webhooks_router
 from postwarden.surfaces.routing import LenientPostmarkRequests, open_to_anyone
+from postwarden.surfaces.scim.app import scim_app
 from postwarden.surfaces.team.account import account_router
 from postwarden.surfaces.team.me import me_router
 from postwarden.surfaces.team.people import people_router
+from postwarden.surfaces.team.scim import scim_router
 from postwarden.surfaces.wire import SECURITY_SCHEMES, ErrorResponse
 from postwarden.tasks import TaskQueue
 
@@ -212,9 +214,11 @@ def create_app(
         people_router(runtime, auth),
         account_router(runtime, auth),
         me_router(runtime, auth),
+        scim_router(runtime, auth),
     ]
     for router in postmark_routers:
         app.include_router(router)
+    app.mount("/scim/v2", scim_app(runtime, auth))
     postmark_routes = [route for router in postmark_routers for route in router.routes if isinstance(route, APIRoute)]
 
     def rate_limited(verdict: Verdict) -> Response:

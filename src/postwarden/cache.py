@@ -23,7 +23,7 @@ INVALIDATION_CHANNEL = "postwarden:cache-invalidation"
 class Principal:
     """What a valid API token stands for."""
 
-    kind: str  # identity.Credential value: account_token, server_token, personal_token or session
+    kind: str  # identity.Credential value: account_token, server_token, personal_token, session or scim_token
     token_id: int
     account_id: int
     server_id: int | None
@@ -35,6 +35,8 @@ class Principal:
     role: str | None = None
     servers_limited: bool = False
     server_access: tuple[tuple[int, str], ...] = ()
+    group_roles: frozenset[str] = frozenset()
+    group_server_access: tuple[tuple[int, str], ...] = ()
     scopes: frozenset[str] | None = None
     token_servers: frozenset[int] | None = None
     two_factor_missing: bool = False

@@ -65,6 +65,22 @@ class Reason(StrEnum):
     ACCOUNT_FIELD_INVALID = "account_field_invalid"
     NOTHING_TO_CHANGE = "nothing_to_change"
     PASSWORD_WRONG = "password_wrong"
+    # SCIM tokens and groups (team API)
+    SCIM_TOKEN_NOT_FOUND = "scim_token_not_found"
+    SCIM_TOKEN_FIELD_INVALID = "scim_token_field_invalid"
+    GROUP_NOT_FOUND = "group_not_found"
+    GROUP_FIELD_INVALID = "group_field_invalid"
+    # SCIM provisioning (RFC 7644 §3.12 names each one's scimType)
+    SCIM_RESOURCE_NOT_FOUND = "scim_resource_not_found"
+    SCIM_FILTER_INVALID = "scim_filter_invalid"
+    SCIM_SYNTAX_INVALID = "scim_syntax_invalid"
+    SCIM_PATH_INVALID = "scim_path_invalid"
+    SCIM_NO_TARGET = "scim_no_target"
+    SCIM_VALUE_INVALID = "scim_value_invalid"
+    SCIM_MUTABILITY = "scim_mutability"
+    SCIM_UNIQUENESS = "scim_uniqueness"
+    SCIM_TOO_MANY = "scim_too_many"
+    SCIM_VERSION_MISMATCH = "scim_version_mismatch"
     # domains
     DOMAIN_NOT_FOUND = "domain_not_found"
     DOMAIN_QUERY_INVALID = "domain_query_invalid"

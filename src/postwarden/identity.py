@@ -51,6 +51,9 @@ class Actor:
     server_access: Mapping[int, str] = field(default_factory=dict)
     #: A Technical member limited to the servers of ``server_access``.
     servers_limited: bool = False
+    #: What the member's SCIM groups add: account roles, and server id -> access level.
+    group_roles: frozenset[str] = field(default_factory=frozenset)
+    group_server_access: Mapping[int, str] = field(default_factory=dict)
     #: A personal token narrowed to these permissions and servers; None: not narrowed.
     scopes: frozenset[str] | None = None
     token_servers: frozenset[int] | None = None

@@ -62,6 +62,9 @@ class Permission(StrEnum):
     PROFILE_MANAGE = "profile:manage"
     PROFILE_READ = "profile:read"
 
+    SCIM_MANAGE = "scim:manage"
+    SCIM_PROVISION = "scim:provision"
+
     SENDERS_MANAGE = "senders:manage"
     SENDERS_READ = "senders:read"
 
@@ -122,6 +125,9 @@ INSTALLATION_WIDE: Final[frozenset[Permission]] = frozenset(
     {Permission.ACCOUNTS_MANAGE, Permission.ACCOUNT_SENDING_MANAGE}
 )
 
+#: What only an identity provider does, with a SCIM token: no role holds it.
+SCIM_ONLY: Final[frozenset[Permission]] = frozenset({Permission.SCIM_PROVISION})
+
 #: What a user does for themselves: their profile, personal tokens and second factor.
 SELF_SERVICE: Final[frozenset[Permission]] = frozenset(
     {Permission.PROFILE_READ, Permission.PROFILE_MANAGE, Permission.SESSIONS_END, Permission.TWO_FACTOR_ENROL}
@@ -133,7 +139,7 @@ ALLOWED_WITHOUT_TWO_FACTOR: Final[frozenset[Permission]] = frozenset(
 )
 
 _EVERYTHING: Final[frozenset[Permission]] = frozenset(Permission)
-_ACCOUNT_WIDE: Final[frozenset[Permission]] = _EVERYTHING - SERVER_SCOPED - INSTALLATION_WIDE
+_ACCOUNT_WIDE: Final[frozenset[Permission]] = _EVERYTHING - SERVER_SCOPED - INSTALLATION_WIDE - SCIM_ONLY
 _EVERY_MEMBER: Final[frozenset[Permission]] = SELF_SERVICE | {Permission.ACCOUNT_READ, Permission.USERS_READ}
 
 GRANTS: Final[Mapping[Role, frozenset[Permission]]] = {
@@ -178,10 +184,16 @@ CREDENTIAL_CEILING: Final[Mapping[Credential, frozenset[Permission]]] = {
     Credential.ACCOUNT_TOKEN: _EVERYTHING - SELF_SERVICE - {Permission.OWNERSHIP_TRANSFER},
     Credential.SERVER_TOKEN: SERVER_SCOPED,
     Credential.PERSONAL_TOKEN: _EVERYTHING,
-    Credential.SCIM_TOKEN: frozenset(),
+    # Provisioning people and groups of one account, never more (and never the Owner).
+    Credential.SCIM_TOKEN: SCIM_ONLY,
     Credential.SESSION: _EVERYTHING,
     Credential.SYSTEM: _EVERYTHING,
 }
+
+#: Roles a SCIM group may grant its members: ownership passes only by transfer.
+GROUP_ROLES: Final[frozenset[Role]] = frozenset(Role) - {Role.OWNER}
+#: What a SCIM token carries beyond its (absent) role.
+SCIM_TOKEN_GRANTS: Final[frozenset[str]] = frozenset(p.value for p in SCIM_ONLY)
 
 #: The role an account token acts with.
 ACCOUNT_TOKEN_ROLE: Final = Role.ADMIN
@@ -200,8 +212,24 @@ def access_level(role: Role, *, limited: bool, listed: str | None) -> ServerAcce
     return ServerAccess(listed) if listed is not None else by_role
 
 
+_STRENGTH: Final[Mapping[ServerAccess, int]] = {ServerAccess.NONE: 0, ServerAccess.VIEW: 1, ServerAccess.FULL: 2}
+
+
+def strongest(*levels: ServerAccess) -> ServerAccess:
+    return max(levels, key=_STRENGTH.__getitem__, default=ServerAccess.NONE)
+
+
+def _group_roles(actor: Actor) -> list[Role]:
+    return [Role(role) for role in actor.group_roles]
+
+
+def _groups_reach_every_server(actor: Actor) -> bool:
+    return any(ROLE_SERVER_ACCESS[role] is ServerAccess.FULL for role in _group_roles(actor))
+
+
 def server_access(actor: Actor, server_id: int) -> ServerAccess:
-    """The actor's access level on one server of its account."""
+    """The actor's access level on one server of its account: the strongest of what its
+    role, its own grants and its SCIM groups give."""
     if actor.credential is Credential.SYSTEM:
         return ServerAccess.FULL
     if actor.credential is Credential.SERVER_TOKEN:
@@ -209,7 +237,13 @@ def server_access(actor: Actor, server_id: int) -> ServerAccess:
     if actor.token_servers is not None and server_id not in actor.token_servers:
         return ServerAccess.NONE
     role = Role(actor.role) if actor.role else Role.MEMBER
-    return access_level(role, limited=actor.servers_limited, listed=actor.server_access.get(server_id))
+    direct = access_level(role, limited=actor.servers_limited, listed=actor.server_access.get(server_id))
+    by_group = actor.group_server_access.get(server_id)
+    return strongest(
+        direct,
+        *(ROLE_SERVER_ACCESS[group_role] for group_role in _group_roles(actor)),
+        ServerAccess(by_group) if by_group is not None else ServerAccess.NONE,
+    )
 
 
 def uniform_server_access(actor: Actor) -> ServerAccess | None:
@@ -217,10 +251,14 @@ def uniform_server_access(actor: Actor) -> ServerAccess | None:
     lets a listing of many servers decide once instead of per server."""
     if actor.credential is Credential.SYSTEM:
         return ServerAccess.FULL
-    if actor.credential is Credential.SERVER_TOKEN or actor.token_servers is not None or actor.servers_limited:
+    if actor.credential is Credential.SERVER_TOKEN or actor.token_servers is not None:
+        return None
+    if _groups_reach_every_server(actor):
+        return ServerAccess.FULL
+    if actor.servers_limited or actor.group_server_access:
         return None
     role = Role(actor.role) if actor.role else Role.MEMBER
-    level = ROLE_SERVER_ACCESS[role]
+    level = strongest(ROLE_SERVER_ACCESS[role], *(ROLE_SERVER_ACCESS[r] for r in _group_roles(actor)))
     return level if level is ServerAccess.FULL or role not in ROLES_WITH_SERVER_LIST else None
 
 
@@ -231,12 +269,16 @@ def visible_servers(actor: Actor) -> frozenset[int] | None:
     if actor.credential is Credential.SERVER_TOKEN:
         return frozenset({actor.server_id}) if actor.server_id is not None else frozenset()
     role = Role(actor.role) if actor.role else Role.MEMBER
-    if ROLE_SERVER_ACCESS[role] is not ServerAccess.NONE and not actor.servers_limited:
+    if (ROLE_SERVER_ACCESS[role] is not ServerAccess.NONE and not actor.servers_limited) or _groups_reach_every_server(
+        actor
+    ):
         return actor.token_servers
     listed = frozenset(
         server_id
         for server_id, level in actor.server_access.items()
         if level != ServerAccess.NONE.value and role in ROLES_WITH_SERVER_LIST
+    ) | frozenset(
+        server_id for server_id, level in actor.group_server_access.items() if level != ServerAccess.NONE.value
     )
     return listed if actor.token_servers is None else listed & actor.token_servers
 
@@ -244,7 +286,8 @@ def visible_servers(actor: Actor) -> frozenset[int] | None:
 def sees_every_member(actor: Actor) -> bool:
     if actor.credential in (Credential.SYSTEM, Credential.ACCOUNT_TOKEN):
         return True
-    return actor.role is not None and Role(actor.role) in SEES_EVERY_MEMBER
+    roles = [Role(actor.role)] if actor.role else []
+    return any(role in SEES_EVERY_MEMBER for role in [*roles, *_group_roles(actor)])
 
 
 def allows(
@@ -273,6 +316,8 @@ def allows(
             return True
         return any(permission in SERVER_ACCESS_GRANTS[server_access(actor, s)] for s in reachable)
     granted = GRANTS[Role(actor.role)] if actor.role else frozenset()
+    for group_role in _group_roles(actor):
+        granted = granted | GRANTS[group_role]
     return permission in granted or permission.value in actor.token_grants
 
 

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from postwarden.cache import Principal, SingleFlight
 from postwarden.errors import InvalidRequest, NotAuthenticated, NotFound, PermissionDenied, Reason
 from postwarden.identity import Actor, Credential, RequestContext, Via
-from postwarden.policy import ACCOUNT_TOKEN_OPTIONAL_GRANTS, ACCOUNT_TOKEN_ROLE
+from postwarden.policy import ACCOUNT_TOKEN_OPTIONAL_GRANTS, ACCOUNT_TOKEN_ROLE, SCIM_TOKEN_GRANTS
 from postwarden.runtime import Runtime
 from postwarden.surfaces.routing import entity_id
 from postwarden.tokens.personal import LAST_USED_RESOLUTION_SECONDS, touch
@@ -96,6 +96,22 @@ class Authenticator:
                 "(POST /sessions signs in and returns a session token).",
             )
         return await self._person(request, bearer)
+
+    async def scim_actor(self, request: Request) -> Actor:
+        """``/scim/v2``: only a SCIM token of the account, as ``Authorization: Bearer``."""
+        bearer = _bearer(request)
+        if bearer is None:
+            raise NotAuthenticated(
+                Reason.MISSING_CREDENTIAL,
+                "SCIM needs a SCIM token: send 'Authorization: Bearer pwscim_...' "
+                "(the Owner or an Admin creates one with POST /scim-tokens).",
+            )
+        principal = await self._principal(bearer)
+        if principal is None or principal.kind != Credential.SCIM_TOKEN.value:
+            raise NotAuthenticated(
+                Reason.BAD_CREDENTIAL, "The Authorization bearer token is not a valid SCIM token (unknown or revoked)."
+            )
+        return actor_for(principal, context_of(request))
 
     async def _person(self, request: Request, bearer: str) -> Actor:
         principal = await self._principal(bearer)
@@ -215,9 +231,21 @@ def actor_for(principal: Principal, context: RequestContext) -> Actor:
             role=principal.role,
             server_access=dict(principal.server_access),
             servers_limited=principal.servers_limited,
+            group_roles=principal.group_roles,
+            group_server_access=dict(principal.group_server_access),
             scopes=principal.scopes,
             token_servers=principal.token_servers,
             two_factor_missing=principal.two_factor_missing,
+            context=context,
+        )
+    if principal.kind == Credential.SCIM_TOKEN.value:
+        return Actor(
+            credential=Credential.SCIM_TOKEN,
+            label=principal.label,
+            via=Via.SCIM,
+            account_id=principal.account_id,
+            token_id=principal.token_id,
+            token_grants=SCIM_TOKEN_GRANTS,
             context=context,
         )
     return Actor(

@@ -16,8 +16,9 @@ from postwarden.identity import Actor, Credential
 from postwarden.policy import Permission, require
 from postwarden.runtime import Runtime
 from postwarden.servers.models import Server
-from postwarden.tokens.models import AccountToken, PersonalToken, ServerToken
+from postwarden.tokens.models import AccountToken, PersonalToken, ScimToken, ServerToken
 from postwarden.tokens.personal import PREFIX as PERSONAL_PREFIX
+from postwarden.tokens.scim import PREFIX as SCIM_PREFIX
 from postwarden.tokens.secrets import new_api_token
 from postwarden.users.models import User, UserSession
 from postwarden.users.service import member_grants
@@ -160,6 +161,8 @@ class TokenService:
             return self._personal_principal(digest)
         if presented.startswith(SESSION_PREFIX):
             return self._session_principal(digest)
+        if presented.startswith(SCIM_PREFIX):
+            return self._scim_principal(digest)
         account_row = self.session.execute(
             select(AccountToken.id, AccountToken.account_id, AccountToken.can_delete_servers, AccountToken.name).where(
                 AccountToken.secret_digest == digest, AccountToken.revoked_at.is_(None)
@@ -210,6 +213,23 @@ class TokenService:
             token_servers=frozenset(token.server_ids) if token.server_ids is not None else None,
         )
 
+    def _scim_principal(self, digest: str) -> Principal | None:
+        row = self.session.execute(
+            select(ScimToken.id, ScimToken.account_id, ScimToken.name).where(
+                ScimToken.secret_digest == digest, ScimToken.revoked_at.is_(None)
+            )
+        ).first()
+        if row is None:
+            return None
+        return Principal(
+            kind=Credential.SCIM_TOKEN.value,
+            token_id=row.id,
+            account_id=row.account_id,
+            server_id=None,
+            can_delete_servers=False,
+            label=f"SCIM token '{row.name}'",
+        )
+
     def _session_principal(self, digest: str) -> Principal | None:
         row = self.session.execute(
             select(UserSession, User.email)
@@ -257,6 +277,8 @@ class TokenService:
             role=grants.role,
             servers_limited=grants.servers_limited,
             server_access=grants.server_access,
+            group_roles=grants.group_roles,
+            group_server_access=grants.group_server_access,
             scopes=scopes,
             token_servers=token_servers,
             two_factor_missing=grants.two_factor_missing,

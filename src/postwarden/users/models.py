@@ -35,6 +35,9 @@ class Membership(Base):
         UniqueConstraint("account_id", "user_id"),
         Index("ix_memberships_account_id_role", "account_id", "role"),
         # The last line of defence for "exactly one Owner": a second one cannot be stored.
+        # SCIM looks people up by userName (any case) and by the identity provider's id.
+        Index("uq_memberships_account_id_user_name_key", "account_id", "user_name_key", unique=True),
+        Index("ix_memberships_account_id_external_id", "account_id", "external_id"),
         Index(
             "uq_memberships_one_owner",
             "account_id",
@@ -51,6 +54,43 @@ class Membership(Base):
     #: Technical only: reach just the servers listed in ``server_access`` instead of all.
     servers_limited: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Set while the member is suspended (SCIM ``active: false``): kept, but no credential works.
+    suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    # The member as the account's identity provider describes them (SCIM User). ``user_name``
+    # is the email the member was added with unless the provider names them otherwise.
+    user_name: Mapped[str] = mapped_column(String(320))
+    #: ``user_name`` as compared: lower-cased, unique in the account.
+    user_name_key: Mapped[str] = mapped_column(String(320))
+    external_id: Mapped[str | None] = mapped_column(String(255), default=None)
+    display_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    formatted_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    family_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    given_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    middle_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    honorific_prefix: Mapped[str | None] = mapped_column(String(255), default=None)
+    honorific_suffix: Mapped[str | None] = mapped_column(String(255), default=None)
+    employee_number: Mapped[str | None] = mapped_column(String(255), default=None)
+    cost_center: Mapped[str | None] = mapped_column(String(255), default=None)
+    organization: Mapped[str | None] = mapped_column(String(255), default=None)
+    division: Mapped[str | None] = mapped_column(String(255), default=None)
+    department: Mapped[str | None] = mapped_column(String(255), default=None)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: Bumped by every change of the member's SCIM representation: its ETag.
+    version: Mapped[int] = mapped_column(default=1)
+
+
+class MemberEmail(Base):
+    """One of a member's addresses as the identity provider lists them (SCIM ``emails``)."""
+
+    __tablename__ = "member_emails"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    membership_id: Mapped[int] = mapped_column(ForeignKey("memberships.id", ondelete="CASCADE"), index=True)
+    value: Mapped[str] = mapped_column(String(320))
+    #: ``value`` lower-cased, for lookups such as Entra's ``emails[type eq "work"].value eq``.
+    value_key: Mapped[str] = mapped_column(String(320), index=True)
+    type: Mapped[str | None] = mapped_column(String(40), default=None)
+    primary: Mapped[bool | None] = mapped_column(default=None)
 
 
 class ServerAccessGrant(Base):

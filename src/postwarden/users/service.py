@@ -19,6 +19,7 @@ from postwarden.accounts.models import Account
 from postwarden.audit import AuditAction
 from postwarden.db import on_commit, utcnow
 from postwarden.errors import Conflict, InvalidRequest, NotFound, Reason
+from postwarden.groups.service import group_grants
 from postwarden.identity import Actor, Credential
 from postwarden.paging import check_page
 from postwarden.policy import (
@@ -95,6 +96,9 @@ class MemberGrants:
     servers_limited: bool
     server_access: tuple[tuple[int, str], ...]
     two_factor_missing: bool
+    #: What the member's SCIM groups add (``policy.server_access`` takes the strongest).
+    group_roles: frozenset[str] = frozenset()
+    group_server_access: tuple[tuple[int, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -146,11 +150,12 @@ class ServerAccessChange:
 
 
 def member_grants(session: Session, account_id: int, user_id: int) -> MemberGrants | None:
-    """The grants behind a personal token or session; None when the user is no member."""
+    """The grants behind a personal token or session; None when the user is no member, or
+    a suspended one."""
     row = session.execute(
         select(Membership.id, Membership.role, Membership.servers_limited, Account.require_two_factor)
         .join(Account, Account.id == Membership.account_id)
-        .where(Membership.account_id == account_id, Membership.user_id == user_id)
+        .where(Membership.account_id == account_id, Membership.user_id == user_id, Membership.suspended_at.is_(None))
     ).one_or_none()
     if row is None:
         return None
@@ -166,7 +171,8 @@ def member_grants(session: Session, account_id: int, user_id: int) -> MemberGran
     missing = False
     if two_factor_required:
         missing = session.scalar(select(User.totp_enabled_at).where(User.id == user_id)) is None
-    return MemberGrants(role, limited, access, missing)
+    group_roles, group_access = group_grants(session, membership_id)
+    return MemberGrants(role, limited, access, missing, group_roles, group_access)
 
 
 class UserService:
@@ -211,7 +217,12 @@ class UserService:
     ) -> Membership:
         """Called by account creation and invitation acceptance, which authorised the grant."""
         membership = Membership(
-            account_id=account_id, user_id=user.id, role=role.value, servers_limited=servers_limited
+            account_id=account_id,
+            user_id=user.id,
+            role=role.value,
+            servers_limited=servers_limited,
+            user_name=user.email,
+            user_name_key=user.email,
         )
         self.session.add(membership)
         self.session.execute(
@@ -408,29 +419,7 @@ class UserService:
         self._lock_account(account_id)
         member = self.get_member(account_id, user_id)
         check_removal(member.role)
-        now = utcnow()
-        tokens = _count(
-            self.session.execute(
-                update(PersonalToken)
-                .where(
-                    PersonalToken.account_id == account_id,
-                    PersonalToken.user_id == user_id,
-                    PersonalToken.revoked_at.is_(None),
-                )
-                .values(revoked_at=now)
-            )
-        )
-        sessions = _count(
-            self.session.execute(
-                update(UserSession)
-                .where(
-                    UserSession.account_id == account_id,
-                    UserSession.user_id == user_id,
-                    UserSession.revoked_at.is_(None),
-                )
-                .values(revoked_at=now)
-            )
-        )
+        tokens, sessions = revoke_credentials(self.session, account_id, user_id)
         changes = {
             "role": {"before": member.role.value, "after": None},
             "server_access": {"before": _wire(member.listed_access), "after": None},
@@ -481,10 +470,7 @@ class UserService:
     # helpers
 
     def _lock_account(self, account_id: int) -> None:
-        """Changes to one account's people are serialised on its row (SQLite: the write lock)."""
-        found = self.session.scalar(select(Account.id).where(Account.id == account_id).with_for_update())
-        if found is None:
-            raise NotFound(Reason.ACCOUNT_NOT_FOUND, f"Account {account_id} was not found.")
+        lock_account(self.session, account_id)
 
     def _visible(self) -> ColumnElement[bool]:
         """Who sees whom: Owner and Admin everyone; others the Owner, the Admins, themselves
@@ -529,6 +515,42 @@ class UserService:
             changes=changes,
         )
         on_commit(self.session, lambda: self.runtime.cache.invalidate_account(account_id))
+
+
+def revoke_credentials(session: Session, account_id: int, user_id: int) -> tuple[int, int]:
+    """Ends a member's personal tokens and sessions in one account: (tokens, sessions) ended.
+    Part of removing or suspending the member, which authorise and audit it."""
+    now = utcnow()
+    tokens = _count(
+        session.execute(
+            update(PersonalToken)
+            .where(
+                PersonalToken.account_id == account_id,
+                PersonalToken.user_id == user_id,
+                PersonalToken.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
+    )
+    sessions = _count(
+        session.execute(
+            update(UserSession)
+            .where(
+                UserSession.account_id == account_id,
+                UserSession.user_id == user_id,
+                UserSession.revoked_at.is_(None),
+            )
+            .values(revoked_at=now)
+        )
+    )
+    return tokens, sessions
+
+
+def lock_account(session: Session, account_id: int) -> None:
+    """Changes to one account's people are serialised on its row (SQLite: the write lock)."""
+    found = session.scalar(select(Account.id).where(Account.id == account_id).with_for_update())
+    if found is None:
+        raise NotFound(Reason.ACCOUNT_NOT_FOUND, f"Account {account_id} was not found.")
 
 
 def _count(result: Result[Any]) -> int:

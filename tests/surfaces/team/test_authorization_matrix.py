@@ -43,6 +43,7 @@ from tests.conftest import run_live_server
 from tests.surfaces.team.helpers import PASSWORD, add_member, bearer, create_server, sign_in
 from tests.surfaces.team.matrix import Builder, Request, World, counter
 from tests.surfaces.team.matrix_message_streams import MESSAGE_STREAM_REQUESTS
+from tests.surfaces.team.matrix_scim import SCIM_REQUESTS
 from tests.surfaces.team.matrix_suppressions import SUPPRESSION_REQUESTS
 from tests.surfaces.team.matrix_templates import TEMPLATE_REQUESTS
 from tests.surfaces.team.matrix_webhook_deliveries import WEBHOOK_DELIVERY_REQUESTS
@@ -184,6 +185,7 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ("POST", "/me/two-factor/confirm"): _confirmation,
     ("DELETE", "/me/two-factor"): _disabling,
     **MESSAGE_STREAM_REQUESTS,
+    **SCIM_REQUESTS,
     **SUPPRESSION_REQUESTS,
     **TEMPLATE_REQUESTS,
     **WEBHOOK_REQUESTS,

@@ -614,3 +614,81 @@ def main() -> None:  # pragma: no cover - console entry point
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+@cli.group()
+def scim() -> None:
+    """SCIM provisioning: tokens for identity providers, and what their groups grant."""
+
+
+@scim.command("create-token")
+@click.option("--account", "account_id", type=int, required=True, help="The account.")
+@click.argument("name")
+@friendly_errors
+def scim_create_token(account_id: int, name: str) -> None:
+    """Create a SCIM token named NAME; it is printed once and never shown again."""
+    from postwarden.tokens.scim import ScimTokenService
+
+    runtime = _runtime()
+    with runtime.db.session_scope() as session:
+        token, plaintext = ScimTokenService(session, _operator("scim create-token"), runtime).create_token(
+            account_id, name
+        )
+        token_id = token.id
+    click.echo(f"SCIM token {token_id} ({name}): {plaintext}")
+    click.echo(f"Base URL for the identity provider: {runtime.settings.public_url.rstrip('/')}/scim/v2")
+
+
+@scim.command("tokens")
+@click.option("--account", "account_id", type=int, required=True, help="The account.")
+@friendly_errors
+def scim_tokens(account_id: int) -> None:
+    """List the account's live SCIM tokens (never their secrets)."""
+    from postwarden.tokens.scim import ScimTokenService
+
+    runtime = _runtime()
+    with runtime.db.session_scope(write=False) as session:
+        rows = [
+            (token.id, token.created_at.isoformat(), token.name)
+            for token in ScimTokenService(session, _operator("scim tokens"), runtime).list_tokens(account_id)
+        ]
+    if not rows:
+        click.echo("no SCIM tokens: create one with `postwarden scim create-token`")
+    for token_id, created, name in rows:
+        click.echo(f"{token_id:>5}  {created}  {name}")
+
+
+@scim.command("revoke-token")
+@click.option("--account", "account_id", type=int, required=True, help="The account.")
+@click.argument("token_id", type=int)
+@friendly_errors
+def scim_revoke_token(account_id: int, token_id: int) -> None:
+    """Revoke a SCIM token: its identity provider is refused at once."""
+    from postwarden.tokens.scim import ScimTokenService
+
+    runtime = _runtime()
+    with runtime.db.session_scope() as session:
+        name = (
+            ScimTokenService(session, _operator("scim revoke-token"), runtime).revoke_token(account_id, token_id).name
+        )
+    click.echo(f"SCIM token {token_id} ({name}) revoked")
+
+
+@scim.command("map-group")
+@click.option("--account", "account_id", type=int, required=True, help="The account.")
+@click.option("--role", default=None, help="An account role the group's members hold at least (not Owner).")
+@click.option("--server", "servers", multiple=True, metavar="ID:LEVEL", help="Access to one server (repeatable).")
+@click.argument("group_id", type=int)
+@friendly_errors
+def scim_map_group(account_id: int, role: str | None, servers: tuple[str, ...], group_id: int) -> None:
+    """Set what the SCIM group GROUP_ID grants its members (replaces what it granted)."""
+    from postwarden.groups.service import GroupService
+
+    runtime = _runtime()
+    with runtime.db.session_scope() as session:
+        grant = GroupService(session, _operator("scim map-group"), runtime).set_access(
+            account_id, group_id, role=parse_role(role) if role else None, servers=_server_grants(servers)
+        )
+        name, granted_role, levels = grant.group.display_name, grant.group.role, dict(grant.servers)
+    shown = ", ".join(f"{server}:{level}" for server, level in sorted(levels.items())) or "no server"
+    click.echo(f"group {group_id} ({name}): role {granted_role or 'none'}, {shown}")

@@ -10,10 +10,12 @@ from pydantic.config import JsonDict
 
 from postwarden.accounts.models import Account
 from postwarden.accounts.service import PLANS, AccountSettings, BillingSettings
+from postwarden.groups.service import GroupGrant
 from postwarden.invitations.models import Invitation
 from postwarden.policy import Permission, Role, ServerAccess
+from postwarden.scim.schemas import GROUP_ID_PREFIX
 from postwarden.surfaces.wire import EntityId, PostmarkModel, any_case, iso
-from postwarden.tokens.models import PersonalToken
+from postwarden.tokens.models import PersonalToken, ScimToken
 from postwarden.users.service import EMAIL_MAX_LENGTH, EMAIL_PATTERN, Member
 
 ROLE_SCHEMA: Final = any_case(*(role.value for role in Role))
@@ -121,6 +123,24 @@ class NewPersonalTokenRequest(PostmarkModel):
     ServerIDs: list[EntityId] | None = Field(default=None, json_schema_extra={"minItems": 1})
 
 
+class NewScimTokenRequest(PostmarkModel):
+    Name: StrictStr = Field(json_schema_extra={"pattern": r"\S", "maxLength": 100})
+
+
+class GroupAccessRequest(PostmarkModel):
+    """What a SCIM group grants its members; replaces what it granted before."""
+
+    Role: StrictStr | None = Field(
+        default=None,
+        description="An account role its members hold at least (never Owner); null grants none. Any case.",
+        json_schema_extra=ROLE_SCHEMA,
+    )
+    Servers: list[ServerAccessEntry] | None = Field(default=None, description="Access on servers; absent: none.")
+
+    def levels(self) -> dict[int, str]:
+        return {entry.ServerID: entry.Access for entry in self.Servers or []}
+
+
 class PasswordRequest(PostmarkModel):
     Password: StrictStr
 
@@ -153,6 +173,8 @@ def render_member(member: Member, servers: list[tuple[int, str]] | None = None) 
         "TwoFactorEnabled": user.totp_enabled_at is not None,
         "LastLoginAt": iso(user.last_login_at),
         "JoinedAt": iso(membership.created_at),
+        # Suspended by the identity provider (SCIM active: false): kept, but no credential works.
+        "Suspended": membership.suspended_at is not None,
         "Servers": access,
     }
 
@@ -214,3 +236,23 @@ def render_personal_token(token: PersonalToken, plaintext: str | None = None) ->
 
 def permission_names(permissions: list[Permission]) -> list[str]:
     return [permission.value for permission in permissions]
+
+
+def render_scim_token(token: ScimToken, plaintext: str | None = None) -> dict[str, Any]:
+    rendered: dict[str, Any] = {"ID": token.id, "Name": token.name, "CreatedAt": iso(token.created_at)}
+    if plaintext is not None:
+        rendered["Token"] = plaintext
+    return rendered
+
+
+def render_group(grant: GroupGrant) -> dict[str, Any]:
+    group = grant.group
+    return {
+        "ID": group.id,
+        "ScimID": f"{GROUP_ID_PREFIX}{group.id}",
+        "DisplayName": group.display_name,
+        "ExternalID": group.external_id,
+        "MemberCount": grant.member_count,
+        "Role": group.role,
+        "Servers": [{"ServerID": server_id, "Access": level} for server_id, level in sorted(grant.servers.items())],
+    }

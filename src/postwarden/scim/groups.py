@@ -1,0 +1,277 @@
+"""SCIM Groups: the identity provider keeps who is in each group; what a group grants is
+mapped by the account's Owner or an Admin (``groups.service``), so that a member's access
+is the union of their own and their groups'. Groups hold users only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+from scim2_models import Group as GroupResource
+from scim2_models import GroupMember as ScimGroupMember
+from scim2_models import Meta, PatchOp
+from scim2_models.exceptions import SCIMException
+from sqlalchemy import ColumnElement, Select, delete, exists, func, select, true
+from sqlalchemy.orm import Session
+
+from postwarden import audit
+from postwarden.audit import AuditAction
+from postwarden.db import on_commit, utcnow
+from postwarden.errors import InvalidRequest, NotFound, Reason
+from postwarden.groups.models import Group, GroupMember
+from postwarden.identity import Actor
+from postwarden.policy import Permission, require
+from postwarden.runtime import Runtime
+from postwarden.scim.filters import Column, FilterTranslator, Kind, Values, parse_id
+from postwarden.scim.schemas import GROUP_ID_PREFIX, GROUP_SCHEMA_ID, TOLERANT
+from postwarden.scim.users import Page, Query, check_version, etag, page_bounds, scim_error
+from postwarden.users.models import Membership
+from postwarden.users.service import lock_account
+
+NAME_MAX_LENGTH: Final = 255
+
+
+def scim_group_id(group_id: int) -> str:
+    return f"{GROUP_ID_PREFIX}{group_id}"
+
+
+def _members(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    return exists().where(GroupMember.group_id == Group.id, Membership.id == GroupMember.membership_id, condition)
+
+
+_COLUMNS: Final[dict[str, Column | Values]] = {
+    "id": Column(Group.id, Kind.ID, id_prefix=GROUP_ID_PREFIX),
+    "displayname": Column(Group.display_name_key, lowered=True),
+    "externalid": Column(Group.external_id, case_insensitive=False),
+    "meta.created": Column(Group.created_at, Kind.DATETIME),
+    "meta.lastmodified": Column(Group.updated_at, Kind.DATETIME),
+    "members": Values(_members, {"value": Column(Membership.user_id, Kind.ID)}),
+}
+GROUP_FILTERS: Final = FilterTranslator(_COLUMNS, {GROUP_SCHEMA_ID.lower(): frozenset(_COLUMNS)})
+
+
+class ScimGroupService:
+    def __init__(self, session: Session, actor: Actor, runtime: Runtime, base_url: str) -> None:
+        self.session = session
+        self.actor = actor
+        self.runtime = runtime
+        self.base_url = base_url
+        self.account_id = actor.account_id or 0
+
+    def list_groups(self, query: Query, *, with_members: bool = True) -> Page:
+        require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
+        condition = GROUP_FILTERS.translate(query.filter) if query.filter else true()
+        base = select(Group).where(Group.account_id == self.account_id, condition)
+        offset, limit = page_bounds(query)
+        total = self.session.scalar(select(func.count()).select_from(base.with_only_columns(Group.id).subquery()))
+        groups: Sequence[Group] = []
+        if limit:
+            groups = self.session.scalars(self._ordered(base, query).limit(limit).offset(offset)).all()
+        return Page(total or 0, offset + 1, self._resources(groups, with_members=with_members))
+
+    def get_group(self, group_id: str, *, with_members: bool = True) -> GroupResource:
+        require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
+        return self._resources([self._group(group_id)], with_members=with_members)[0]
+
+    def version_of(self, group_id: str) -> int:
+        require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
+        return self._group(group_id).version
+
+    def create_group(self, resource: GroupResource) -> GroupResource:
+        require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
+        lock_account(self.session, self.account_id)
+        name = _display_name(resource)
+        group = Group(
+            account_id=self.account_id,
+            display_name=name,
+            display_name_key=name.lower(),
+            external_id=_external_id(resource),
+        )
+        self.session.add(group)
+        self.session.flush()  # assigns group.id for its members and the audit row
+        members = self._membership_ids(resource)
+        for membership_id in sorted(members.values()):
+            self.session.add(GroupMember(group_id=group.id, membership_id=membership_id))
+        self._record(
+            AuditAction.GROUP_CREATED,
+            group,
+            {
+                "display_name": {"before": None, "after": name},
+                "external_id": {"before": None, "after": group.external_id},
+                "members": {"before": None, "after": sorted(members)},
+            },
+        )
+        return self._resources([group])[0]
+
+    def replace_group(self, group_id: str, resource: GroupResource, *, if_match: str | None = None) -> GroupResource:
+        require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
+        lock_account(self.session, self.account_id)
+        group = self._group(group_id)
+        check_version(group.version, if_match)
+        self._write(group, resource)
+        return self._resources([group])[0]
+
+    def patch_group(self, group_id: str, patch: PatchOp[Any], *, if_match: str | None = None) -> GroupResource:
+        require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
+        lock_account(self.session, self.account_id)
+        group = self._group(group_id)
+        check_version(group.version, if_match)
+        resource = self._resources([group])[0]
+        try:
+            patch.patch(resource, scim_policy=TOLERANT)
+        except SCIMException as exc:
+            raise scim_error(exc) from exc
+        self._write(group, resource)
+        return self._resources([group])[0]
+
+    def delete_group(self, group_id: str, *, if_match: str | None = None) -> None:
+        require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
+        lock_account(self.session, self.account_id)
+        group = self._group(group_id)
+        check_version(group.version, if_match)
+        members = sorted(self._current_members(group.id))
+        self.session.delete(group)
+        self._record(AuditAction.GROUP_DELETED, group, {"members": {"before": members, "after": None}})
+
+    # helpers
+
+    def _write(self, group: Group, resource: GroupResource) -> None:
+        name = _display_name(resource)
+        wanted = self._membership_ids(resource)
+        current = self._current_members(group.id)
+        changes = audit.changed_fields(
+            {"display_name": group.display_name, "external_id": group.external_id},
+            {"display_name": name, "external_id": _external_id(resource)},
+        )
+        if set(wanted) != set(current):
+            changes["members"] = {
+                "added": sorted(set(wanted) - set(current)),
+                "removed": sorted(set(current) - set(wanted)),
+            }
+        if not changes:
+            return
+        group.display_name, group.display_name_key = name, name.lower()
+        group.external_id = _external_id(resource)
+        for user_id in set(current) - set(wanted):
+            self.session.execute(
+                delete(GroupMember).where(
+                    GroupMember.group_id == group.id, GroupMember.membership_id == current[user_id]
+                )
+            )
+        for user_id in sorted(set(wanted) - set(current)):
+            self.session.add(GroupMember(group_id=group.id, membership_id=wanted[user_id]))
+        group.version += 1
+        group.updated_at = utcnow()
+        self._record(AuditAction.GROUP_UPDATED, group, changes)
+
+    def _membership_ids(self, resource: GroupResource) -> dict[int, int]:
+        """user id -> membership id of the members named, all of this account."""
+        wanted: set[int] = set()
+        for member in resource.members or []:
+            kind = str(member.type) if member.type else "User"
+            if kind.lower() != "user":
+                raise InvalidRequest(Reason.SCIM_VALUE_INVALID, "Groups hold users only, not other groups.")
+            user_id = parse_id(member.value or "")
+            if user_id is None:
+                raise InvalidRequest(
+                    Reason.SCIM_VALUE_INVALID, f"members: {member.value!r} is not a user of this account."
+                )
+            wanted.add(user_id)
+        found: dict[int, int] = dict(
+            self.session.execute(
+                select(Membership.user_id, Membership.id).where(
+                    Membership.account_id == self.account_id, Membership.user_id.in_(wanted)
+                )
+            )
+            .tuples()
+            .all()
+        )
+        missing = sorted(wanted - set(found))
+        if missing:
+            raise InvalidRequest(
+                Reason.SCIM_VALUE_INVALID, f"members: user {missing[0]} is not a user of this account."
+            )
+        return found
+
+    def _current_members(self, group_id: int) -> dict[int, int]:
+        return dict(
+            self.session.execute(
+                select(Membership.user_id, Membership.id)
+                .join(GroupMember, GroupMember.membership_id == Membership.id)
+                .where(GroupMember.group_id == group_id)
+            )
+            .tuples()
+            .all()
+        )
+
+    def _group(self, group_id: str) -> Group:
+        number = parse_id(group_id, GROUP_ID_PREFIX)
+        group = self.session.get(Group, number) if number is not None else None
+        if group is None or group.account_id != self.account_id:
+            raise NotFound(Reason.SCIM_RESOURCE_NOT_FOUND, f"Group {group_id} not found.")
+        return group
+
+    def _ordered(self, query: Select[Any], wanted: Query) -> Select[Any]:
+        if not wanted.sort_by:
+            return query.order_by(Group.id)
+        column = GROUP_FILTERS.sort_column(wanted.sort_by)
+        return query.order_by(column.desc() if wanted.descending else column.asc(), Group.id)
+
+    def _resources(self, groups: Sequence[Group], *, with_members: bool = True) -> list[GroupResource]:
+        members: dict[int, list[int]] = {group.id: [] for group in groups}
+        if groups and with_members:
+            for group_id, user_id in self.session.execute(
+                select(GroupMember.group_id, Membership.user_id)
+                .join(Membership, Membership.id == GroupMember.membership_id)
+                .where(GroupMember.group_id.in_(list(members)))
+                .order_by(Membership.user_id)
+            ):
+                members[group_id].append(user_id)
+        return [
+            GroupResource(
+                id=scim_group_id(group.id),
+                external_id=group.external_id,
+                display_name=group.display_name,
+                members=[
+                    ScimGroupMember(value=str(user_id), ref=f"{self.base_url}/Users/{user_id}", type="User")
+                    for user_id in members[group.id]
+                ]
+                or None,
+                meta=Meta(
+                    resource_type="Group",
+                    created=group.created_at,
+                    last_modified=group.updated_at,
+                    location=f"{self.base_url}/Groups/{scim_group_id(group.id)}",
+                    version=etag(group.version),
+                ),
+            )
+            for group in groups
+        ]
+
+    def _record(self, action: AuditAction, group: Group, changes: dict[str, Any]) -> None:
+        audit.record(
+            self.session,
+            self.actor,
+            action,
+            account_id=self.account_id,
+            target_type="group",
+            target_id=group.id,
+            target_label=group.display_name,
+            changes=changes,
+        )
+        account_id = self.account_id
+        on_commit(self.session, lambda: self.runtime.cache.invalidate_account(account_id))
+
+
+def _display_name(resource: GroupResource) -> str:
+    name = (resource.display_name or "").strip()
+    if not name or len(name) > NAME_MAX_LENGTH:
+        raise InvalidRequest(Reason.SCIM_VALUE_INVALID, f"displayName must be 1 to {NAME_MAX_LENGTH} characters.")
+    return name
+
+
+def _external_id(resource: GroupResource) -> str | None:
+    value = resource.external_id
+    if value is not None and len(value) > NAME_MAX_LENGTH:
+        raise InvalidRequest(Reason.SCIM_VALUE_INVALID, f"externalId is longer than {NAME_MAX_LENGTH} characters.")
+    return value

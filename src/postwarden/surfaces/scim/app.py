@@ -1,0 +1,461 @@
+"""``/scim/v2``: SCIM 2.0 (RFC 7643/7644) for one account, authenticated by its SCIM tokens.
+
+Its own small ASGI application, mounted by ``create_app``, because SCIM speaks its own
+conventions: ``application/scim+json``, SCIM error bodies with a string ``status`` and a
+``scimType``, case-sensitive paths. Each route parses, makes one service call, renders.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Final, TypeVar
+
+from pydantic import ValidationError
+from scim2_models import (
+    Context,
+    Error,
+    ListResponse,
+    PatchOp,
+    ResourceType,
+    ResponseParameters,
+    Schema,
+    SearchRequest,
+)
+from scim2_models import Group as GroupResource
+from scim2_models.exceptions import SCIMException
+from sqlalchemy.orm import Session
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from postwarden.errors import (
+    Conflict,
+    InvalidRequest,
+    NotAuthenticated,
+    NotFound,
+    PermissionDenied,
+    PostwardenError,
+    Reason,
+)
+from postwarden.runtime import Runtime
+from postwarden.scim.groups import ScimGroupService
+from postwarden.scim.schemas import RESOURCE_TYPES, SCHEMAS, TOLERANT, UserResource, located, service_provider_config
+from postwarden.scim.users import Page, Query, ScimUserService
+from postwarden.surfaces.auth import Authenticator
+from postwarden.surfaces.http import dump_json
+from postwarden.surfaces.routing import run_in_session
+
+MEDIA_TYPE: Final = "application/scim+json"
+ANY_RESOURCE: Final[Any] = UserResource | GroupResource
+Result = TypeVar("Result")
+
+#: scimType and HTTP status of each domain reason that SCIM names (RFC 7644 §3.12).
+SCIM_TYPES: Final[Mapping[Reason, tuple[int, str | None]]] = {
+    Reason.SCIM_FILTER_INVALID: (400, "invalidFilter"),
+    Reason.SCIM_SYNTAX_INVALID: (400, "invalidSyntax"),
+    Reason.SCIM_PATH_INVALID: (400, "invalidPath"),
+    Reason.SCIM_NO_TARGET: (400, "noTarget"),
+    Reason.SCIM_VALUE_INVALID: (400, "invalidValue"),
+    Reason.SCIM_MUTABILITY: (400, "mutability"),
+    Reason.SCIM_TOO_MANY: (400, "tooMany"),
+    Reason.SCIM_UNIQUENESS: (409, "uniqueness"),
+    Reason.SCIM_VERSION_MISMATCH: (412, None),
+}
+
+
+def scim_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    return Response(dump_json(body), status_code=status, media_type=MEDIA_TYPE, headers=dict(headers or {}))
+
+
+def error_response(status: int, detail: str, scim_type: str | None = None) -> Response:
+    body = Error(status=status, scim_type=scim_type, detail=detail).model_dump()
+    headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if status == 401 else None
+    return scim_response(body, status, headers)
+
+
+def domain_error(exc: PostwardenError) -> Response:
+    if exc.reason in SCIM_TYPES:
+        status, scim_type = SCIM_TYPES[exc.reason]
+        return error_response(status, exc.message, scim_type)
+    if isinstance(exc, NotAuthenticated):
+        return error_response(401, exc.message)
+    if isinstance(exc, PermissionDenied):
+        return error_response(403, exc.message)
+    if isinstance(exc, NotFound):
+        return error_response(404, exc.message)
+    if isinstance(exc, Conflict):
+        return error_response(409, exc.message, "uniqueness")
+    return error_response(400, exc.message, "invalidValue")
+
+
+def _query_parameters(request: Request) -> dict[str, str]:
+    """SCIM's query names, in any case (``startindex`` is ``startIndex``)."""
+    known = {name.lower(): name for name in ("filter", "sortBy", "sortOrder", "startIndex", "count")}
+    known |= {"attributes": "attributes", "excludedattributes": "excludedAttributes"}
+    return {known[key.lower()]: value for key, value in request.query_params.items() if key.lower() in known}
+
+
+def _whole(value: str | None, name: str, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise InvalidRequest(Reason.SCIM_VALUE_INVALID, f"{name} must be a whole number.") from exc
+
+
+def _query(parameters: Mapping[str, Any]) -> Query:
+    order = str(parameters.get("sortOrder") or "ascending").lower()
+    if order not in ("ascending", "descending"):
+        raise InvalidRequest(Reason.SCIM_VALUE_INVALID, "sortOrder is ascending or descending.")
+    return Query(
+        filter=parameters.get("filter") or None,
+        sort_by=parameters.get("sortBy") or None,
+        descending=order == "descending",
+        start_index=_whole(_text(parameters.get("startIndex")), "startIndex", 1),
+        count=_whole(_text(parameters.get("count")), "count", 500),
+    )
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+async def _json(request: Request) -> Any:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type and content_type not in ("application/json", MEDIA_TYPE) and not content_type.endswith("+json"):
+        raise InvalidRequest(Reason.SCIM_SYNTAX_INVALID, f"Send JSON ({MEDIA_TYPE}), not {content_type}.")
+    raw = await request.body()
+    try:
+        data = json.loads(raw) if raw.strip() else None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidRequest(Reason.SCIM_SYNTAX_INVALID, "The body is not valid JSON.") from exc
+    if not isinstance(data, dict):
+        raise InvalidRequest(Reason.SCIM_SYNTAX_INVALID, "The body must be a JSON object.")
+    return data
+
+
+def _validated(model: Any, data: Any, context: Context) -> Any:
+    try:
+        return model.model_validate(data, scim_ctx=context, scim_policy=TOLERANT)
+    except ValidationError as exc:
+        error = Error.from_validation_errors(exc)[0]
+        reason = Reason.SCIM_SYNTAX_INVALID if error.scim_type == "invalidSyntax" else Reason.SCIM_VALUE_INVALID
+        if error.scim_type == "mutability":
+            reason = Reason.SCIM_MUTABILITY
+        raise InvalidRequest(reason, error.detail or str(exc)) from exc
+
+
+class Resources:
+    """One resource type's routes: users or groups, with the service that serves them."""
+
+    def __init__(self, runtime: Runtime, auth: Authenticator, name: str) -> None:
+        self.runtime = runtime
+        self.auth = auth
+        self.name = name
+        user = name == "User"
+        self.model: Any = UserResource if user else GroupResource
+        # The scim2-models messages, each parametrised with this resource type.
+        self.response_parameters: Any = ResponseParameters[UserResource] if user else ResponseParameters[GroupResource]
+        self.list_response: Any = ListResponse[UserResource] if user else ListResponse[GroupResource]
+        self.search_request: Any = SearchRequest[UserResource] if user else SearchRequest[GroupResource]
+        self.patch_op: Any = PatchOp[UserResource] if user else PatchOp[GroupResource]
+
+    def service(self, session: Session, request: Request, actor: Any) -> Any:
+        base = str(request.base_url).rstrip("/")
+        if self.name == "User":
+            return ScimUserService(session, actor, self.runtime, base)
+        return ScimGroupService(session, actor, self.runtime, base)
+
+    async def run(self, request: Request, work: Callable[[Any], Result], *, write: bool) -> Result:
+        actor = await self.auth.scim_actor(request)
+        return await run_in_session(
+            self.runtime, lambda session: work(self.service(session, request, actor)), write=write
+        )
+
+    def parameters(self, attributes: Any, excluded: Any) -> ResponseParameters[Any]:
+        values = {"attributes": attributes, "excludedAttributes": excluded}
+        parameters: ResponseParameters[Any] = _validated(
+            self.response_parameters, {k: v for k, v in values.items() if v is not None}, Context.DEFAULT
+        )
+        return parameters
+
+    def render(self, resource: Any, context: Context, parameters: ResponseParameters[Any] | None = None) -> Any:
+        return resource.model_dump(scim_ctx=context, response_parameters=parameters)
+
+    def render_page(self, page: Page, parameters: ResponseParameters[Any]) -> Any:
+        listing = self.list_response(
+            total_results=page.total,
+            start_index=page.start_index,
+            items_per_page=len(page.resources),
+            resources=page.resources,
+        )
+        return listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=parameters)
+
+    def _members_wanted(self, parameters: ResponseParameters[Any]) -> bool:
+        """Entra reads groups with ``excludedAttributes=members``: then they are not loaded."""
+        excluded = [str(p).lower() for p in parameters.excluded_attributes or []]
+        return self.name == "User" or not any(p.endswith("members") for p in excluded)
+
+    async def list(self, request: Request) -> Response:
+        given = _query_parameters(request)
+        query = _query(given)
+        parameters = self.parameters(given.get("attributes"), given.get("excludedAttributes"))
+        return await self._search(request, query, parameters)
+
+    async def search(self, request: Request) -> Response:
+        data = await _json(request)
+        search = _validated(self.search_request, data, Context.SEARCH_REQUEST)
+        query = Query(
+            filter=str(search.filter) if search.filter else None,
+            sort_by=str(search.sort_by) if search.sort_by else None,
+            descending=str(search.sort_order or "").lower().endswith("descending"),
+            start_index=search.start_index or 1,
+            count=search.count if search.count is not None else 500,
+        )
+        parameters = self.parameters(search.attributes, search.excluded_attributes)
+        return await self._search(request, query, parameters)
+
+    async def _search(self, request: Request, query: Query, parameters: ResponseParameters[Any]) -> Response:
+        with_members = self._members_wanted(parameters)
+
+        def work(service: Any) -> Any:
+            if self.name == "User":
+                return service.list_users(query)
+            return service.list_groups(query, with_members=with_members)
+
+        page = await self.run(request, work, write=False)
+        return scim_response(self.render_page(page, parameters))
+
+    async def create(self, request: Request) -> Response:
+        resource = _validated(self.model, await _json(request), Context.RESOURCE_CREATION_REQUEST)
+        created = await self.run(
+            request,
+            lambda s: s.create_user(resource) if self.name == "User" else s.create_group(resource),
+            write=True,
+        )
+        return self._one(created, Context.RESOURCE_CREATION_RESPONSE, status=201, location=True)
+
+    async def get(self, request: Request) -> Response:
+        resource_id = request.path_params["resource_id"]
+        given = _query_parameters(request)
+        parameters = self.parameters(given.get("attributes"), given.get("excludedAttributes"))
+        with_members = self._members_wanted(parameters)
+        resource = await self.run(
+            request,
+            lambda s: (
+                s.get_user(resource_id) if self.name == "User" else s.get_group(resource_id, with_members=with_members)
+            ),
+            write=False,
+        )
+        if_none_match = request.headers.get("if-none-match")
+        if if_none_match and resource.meta.version in {t.strip() for t in if_none_match.split(",")}:
+            return Response(status_code=304, headers={"ETag": resource.meta.version})
+        return self._one(resource, Context.RESOURCE_QUERY_RESPONSE, parameters=parameters)
+
+    async def replace(self, request: Request) -> Response:
+        resource_id = request.path_params["resource_id"]
+        resource = _validated(self.model, await _json(request), Context.RESOURCE_REPLACEMENT_REQUEST)
+        if_match = request.headers.get("if-match")
+        replaced = await self.run(
+            request,
+            lambda s: (
+                s.replace_user(resource_id, resource, if_match=if_match)
+                if self.name == "User"
+                else s.replace_group(resource_id, resource, if_match=if_match)
+            ),
+            write=True,
+        )
+        return self._one(replaced, Context.RESOURCE_REPLACEMENT_RESPONSE)
+
+    async def patch(self, request: Request) -> Response:
+        resource_id = request.path_params["resource_id"]
+        patch = _validated(self.patch_op, await _json(request), Context.RESOURCE_PATCH_REQUEST)
+        if_match = request.headers.get("if-match")
+        patched = await self.run(
+            request,
+            lambda s: (
+                s.patch_user(resource_id, patch, if_match=if_match)
+                if self.name == "User"
+                else s.patch_group(resource_id, patch, if_match=if_match)
+            ),
+            write=True,
+        )
+        return self._one(patched, Context.RESOURCE_PATCH_RESPONSE)
+
+    async def delete(self, request: Request) -> Response:
+        resource_id = request.path_params["resource_id"]
+        if_match = request.headers.get("if-match")
+        await self.run(
+            request,
+            lambda s: (
+                s.delete_user(resource_id, if_match=if_match)
+                if self.name == "User"
+                else s.delete_group(resource_id, if_match=if_match)
+            ),
+            write=True,
+        )
+        return Response(status_code=204)
+
+    def _one(
+        self,
+        resource: Any,
+        context: Context,
+        *,
+        status: int = 200,
+        location: bool = False,
+        parameters: ResponseParameters[Any] | None = None,
+    ) -> Response:
+        headers = {"ETag": resource.meta.version, "Content-Location": resource.meta.location}
+        if location:
+            headers["Location"] = resource.meta.location
+        return scim_response(self.render(resource, context, parameters), status, headers)
+
+
+def scim_app(runtime: Runtime, auth: Authenticator) -> Starlette:
+    users = Resources(runtime, auth, "User")
+    groups = Resources(runtime, auth, "Group")
+
+    def discovery(render: Callable[[Request], Any]) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
+            await auth.scim_actor(request)
+            return scim_response(render(request))
+
+        return endpoint
+
+    def base(request: Request) -> str:
+        return str(request.base_url).rstrip("/")
+
+    def listing(items: list[Any], model: Any) -> Any:
+        return ListResponse[model](
+            total_results=len(items), start_index=1, items_per_page=len(items), resources=items
+        ).model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+
+    def schema(request: Request, schema_id: str) -> Any:
+        return located(SCHEMAS[schema_id], base(request), f"Schemas/{schema_id}")
+
+    def one_schema(request: Request) -> Any:
+        schema_id = request.path_params["schema_id"]
+        if schema_id not in SCHEMAS:
+            raise NotFound(Reason.SCIM_RESOURCE_NOT_FOUND, f"Schema {schema_id} not found.")
+        return schema(request, schema_id).model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+
+    def resource_types(request: Request) -> list[Any]:
+        return [located(rt, base(request), f"ResourceTypes/{rt.id}") for rt in RESOURCE_TYPES.values()]
+
+    def one_resource_type(request: Request) -> Any:
+        wanted = request.path_params["type_id"]
+        if wanted not in RESOURCE_TYPES:
+            raise NotFound(Reason.SCIM_RESOURCE_NOT_FOUND, f"Resource type {wanted} not found.")
+        found = located(RESOURCE_TYPES[wanted], base(request), f"ResourceTypes/{wanted}")
+        return found.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+
+    def config(request: Request) -> Any:
+        documentation = f"{base(request).rsplit('/scim/', 1)[0]}/docs/api.md#scim-20"
+        spc = located(service_provider_config(documentation), base(request), "ServiceProviderConfig")
+        return spc.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+
+    async def search_all(request: Request) -> Response:
+        """``POST /.search``: users first, then groups, as one list."""
+        data = await _json(request)
+        search = _validated(SearchRequest[ANY_RESOURCE], data, Context.SEARCH_REQUEST)
+        actor = await auth.scim_actor(request)
+        text = str(search.filter) if search.filter else None
+        start, count = search.start_index or 1, search.count if search.count is not None else 500
+
+        def work(session: Session) -> Page:
+            pages: list[Page] = []
+            failures: list[InvalidRequest] = []
+            for resources in (users, groups):
+                service = resources.service(session, request, actor)
+                query = Query(filter=text, start_index=1, count=0)
+                try:
+                    total = (service.list_users(query) if resources is users else service.list_groups(query)).total
+                except InvalidRequest as exc:  # an attribute only the other type has: none of these match
+                    if exc.reason is not Reason.SCIM_FILTER_INVALID:
+                        raise
+                    failures.append(exc)
+                    total = 0
+                pages.append(Page(total, 1, []))
+            if len(failures) == 2:
+                raise failures[0]
+            offset, wanted = max(start, 1) - 1, min(max(count, 0), 500)
+            found: list[Any] = []
+            users_total = pages[0].total
+            if offset < users_total and wanted:
+                found += (
+                    users.service(session, request, actor)
+                    .list_users(Query(filter=text, start_index=offset + 1, count=wanted))
+                    .resources
+                )
+            if len(found) < wanted and pages[1].total:
+                group_offset = max(offset - users_total, 0)
+                found += (
+                    groups.service(session, request, actor)
+                    .list_groups(Query(filter=text, start_index=group_offset + 1, count=wanted - len(found)))
+                    .resources
+                )
+            return Page(users_total + pages[1].total, offset + 1, found)
+
+        page = await run_in_session(runtime, work, write=False)
+        parameters = ResponseParameters[ANY_RESOURCE].model_validate(
+            {
+                k: v
+                for k, v in {"attributes": search.attributes, "excludedAttributes": search.excluded_attributes}.items()
+                if v is not None
+            }
+        )
+        listing_response = ListResponse[ANY_RESOURCE](
+            total_results=page.total,
+            start_index=page.start_index,
+            items_per_page=len(page.resources),
+            resources=page.resources,
+        )
+        return scim_response(
+            listing_response.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=parameters)
+        )
+
+    routes = [
+        Route("/ServiceProviderConfig", discovery(config), methods=["GET"]),
+        Route("/Schemas", discovery(lambda r: listing([schema(r, s) for s in SCHEMAS], Schema)), methods=["GET"]),
+        Route("/Schemas/{schema_id:path}", discovery(one_schema), methods=["GET"]),
+        Route("/ResourceTypes", discovery(lambda r: listing(resource_types(r), ResourceType)), methods=["GET"]),
+        Route("/ResourceTypes/{type_id}", discovery(one_resource_type), methods=["GET"]),
+        Route("/.search", search_all, methods=["POST"]),
+    ]
+    for path, resources in (("/Users", users), ("/Groups", groups)):
+        routes += [
+            Route(path, resources.list, methods=["GET"]),
+            Route(path, resources.create, methods=["POST"]),
+            Route(f"{path}/.search", resources.search, methods=["POST"]),
+            Route(f"{path}/{{resource_id}}", resources.get, methods=["GET"]),
+            Route(f"{path}/{{resource_id}}", resources.replace, methods=["PUT"]),
+            Route(f"{path}/{{resource_id}}", resources.patch, methods=["PATCH"]),
+            Route(f"{path}/{{resource_id}}", resources.delete, methods=["DELETE"]),
+        ]
+
+    async def on_domain_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, PostwardenError)
+        return domain_error(exc)
+
+    async def on_scim_error(_request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, SCIMException)
+        return error_response(exc.status, str(exc) or type(exc).__name__, exc.scim_type or None)
+
+    async def on_http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        if exc.status_code == 405:
+            return error_response(405, f"{request.method} is not allowed on {request.url.path}.")
+        return error_response(exc.status_code, f"There is nothing at {request.url.path}.")
+
+    return Starlette(
+        routes=routes,
+        exception_handlers={
+            PostwardenError: on_domain_error,
+            SCIMException: on_scim_error,
+            HTTPException: on_http_error,
+        },
+    )
