@@ -96,6 +96,9 @@ REFUSALS_BEYOND_THE_SCHEMA = {
     9036: "an edit must change at least one field (null means absent)",
     9037: "the password is not the caller's",
     9034: "a personal token's expiry must be in the future and its servers in the account",
+    9041: "the token id names no live SCIM token of this account",
+    9043: "the group id names no group of this account",
+    9044: "a group mapping's servers must be in the account, and it never grants Owner",
 }
 #: Operations that end the credential the run authenticates with; tests/surfaces/team
 #: drives their success, so here they get only invalid requests.
