@@ -17,9 +17,11 @@ from postwarden.policy import (
     ALWAYS_VISIBLE,
     CREDENTIAL_CEILING,
     GRANTS,
+    GROUP_ROLES,
     ROLE_SERVER_ACCESS,
     ROLES_WITH_SERVER_LIMIT,
     ROLES_WITH_SERVER_LIST,
+    SCIM_ONLY,
     SEES_EVERY_MEMBER,
     SERVER_ACCESS_GRANTS,
     SERVER_SCOPED,
@@ -93,6 +95,15 @@ def render() -> str:
             for role in roles
         ),
         "",
+        "## SCIM groups",
+        "",
+        "An identity provider keeps groups over SCIM; the Owner or an Admin maps each group to an",
+        "account role (one of " + _names(GROUP_ROLES) + ") and to a level on some servers",
+        "(`PUT /scim-groups/{id}`). A member holds the permissions of their own role and of every",
+        "group role, and on each server the strongest of their own level and their groups' levels.",
+        "A SCIM token holds only " + ", ".join(f"`{p.value}`" for p in sorted(SCIM_ONLY)) + ", in its own account: it",
+        "provisions people and groups, and never changes, removes or creates an Owner.",
+        "",
         "## Who sees whom",
         "",
         f"{_names(SEES_EVERY_MEMBER)} (and account tokens) see every member. Everyone else sees "
@@ -123,7 +134,8 @@ def render() -> str:
         "  and which makes the old Owner an Admin.",
         "- Only holders of `users:manage` (Owner, Admin, account tokens) invite, change roles and",
         "  server access, and remove members. Removing a member revokes their sessions and personal",
-        "  tokens in that account.",
+        "  tokens in that account; so does suspending one (SCIM `active: false`), and no credential",
+        "  of a suspended member works until they are restored.",
         "- When the account requires two-factor authentication, a member without it may do only: "
         + ", ".join(f"`{p.value}`" for p in sorted(ALLOWED_WITHOUT_TWO_FACTOR))
         + " (ErrorCode 9011 for anything else).",

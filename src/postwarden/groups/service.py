@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.orm import Session
 
 from postwarden import audit
@@ -23,23 +23,41 @@ from postwarden.servers.models import Server
 
 def group_grants(session: Session, membership_id: int) -> tuple[frozenset[str], tuple[tuple[int, str], ...]]:
     """(roles, server access) a member holds through its groups; the strongest level per server."""
-    roles = frozenset(
-        role
-        for role in session.scalars(
-            select(Group.role)
-            .join(GroupMember, GroupMember.group_id == Group.id)
-            .where(GroupMember.membership_id == membership_id, Group.role.is_not(None))
+    roles, levels = group_grants_of(session, [membership_id])[membership_id]
+    return roles, tuple(sorted(levels.items()))
+
+
+def group_grants_of(session: Session, membership_ids: list[int]) -> dict[int, tuple[frozenset[str], dict[int, str]]]:
+    """What each of these members holds through its groups, in two queries for them all."""
+    roles: dict[int, set[str]] = {membership_id: set() for membership_id in membership_ids}
+    levels: dict[int, dict[int, ServerAccess]] = {membership_id: {} for membership_id in membership_ids}
+    if membership_ids:
+        for membership_id, role in session.execute(
+            select(GroupMember.membership_id, Group.role)
+            .join(Group, Group.id == GroupMember.group_id)
+            .where(GroupMember.membership_id.in_(membership_ids), Group.role.is_not(None))
+        ):
+            roles[membership_id].add(role)
+        for membership_id, server_id, level in session.execute(
+            select(GroupMember.membership_id, GroupServerAccess.server_id, GroupServerAccess.level)
+            .join(GroupServerAccess, GroupServerAccess.group_id == GroupMember.group_id)
+            .where(GroupMember.membership_id.in_(membership_ids))
+        ):
+            held = levels[membership_id]
+            held[server_id] = strongest(held.get(server_id, ServerAccess.NONE), ServerAccess(level))
+    return {
+        membership_id: (
+            frozenset(roles[membership_id]),
+            {server_id: level.value for server_id, level in levels[membership_id].items()},
         )
-        if role is not None
-    )
-    levels: dict[int, ServerAccess] = {}
-    for server_id, level in session.execute(
-        select(GroupServerAccess.server_id, GroupServerAccess.level)
-        .join(GroupMember, GroupMember.group_id == GroupServerAccess.group_id)
-        .where(GroupMember.membership_id == membership_id)
-    ):
-        levels[server_id] = strongest(levels.get(server_id, ServerAccess.NONE), ServerAccess(level))
-    return roles, tuple(sorted((server_id, level.value) for server_id, level in levels.items()))
+        for membership_id in membership_ids
+    }
+
+
+def touch_groups_of(session: Session, membership_id: int) -> None:
+    """A member leaves the account: their groups change, and so do those groups' versions."""
+    groups = select(GroupMember.group_id).where(GroupMember.membership_id == membership_id)
+    session.execute(update(Group).where(Group.id.in_(groups)).values(version=Group.version + 1, updated_at=utcnow()))
 
 
 @dataclass(frozen=True)

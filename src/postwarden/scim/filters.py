@@ -96,12 +96,17 @@ class FilterTranslator:
     def translate(self, text: str) -> ColumnElement[bool]:
         return self._node(parse(text), self.attributes)
 
-    def sort_column(self, name: str) -> SQLColumnExpression[Any]:
-        """The column ``sortBy`` names; multi-valued attributes do not sort."""
+    def order_by(self, name: str, *, descending: bool) -> ColumnElement[Any]:
+        """The ordering ``sortBy`` asks for (RFC 7644 §3.4.2.3): without regard to case where
+        the attribute has none, resources without the attribute last (first when descending).
+        Multi-valued attributes do not sort."""
         found = self._lookup(_attr_path(name), self.attributes)
         if isinstance(found, Values):
             raise InvalidRequest(Reason.SCIM_VALUE_INVALID, f"sortBy cannot name the multi-valued attribute {name!r}.")
-        return found.expression
+        key: SQLColumnExpression[Any] = found.expression
+        if found.kind is Kind.STRING and found.case_insensitive and not found.lowered:
+            key = func.lower(key)
+        return key.desc().nulls_first() if descending else key.asc().nulls_last()
 
     def _lookup(self, path: AttrPath, attributes: Attributes) -> Column | Values:
         key = path.attr.lower() + (f".{path.sub_attr.lower()}" if path.sub_attr else "")

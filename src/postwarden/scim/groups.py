@@ -4,14 +4,14 @@ is the union of their own and their groups'. Groups hold users only."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from scim2_models import Group as GroupResource
 from scim2_models import GroupMember as ScimGroupMember
 from scim2_models import Meta, PatchOp
 from scim2_models.exceptions import SCIMException
-from sqlalchemy import ColumnElement, Select, delete, exists, func, select, true
+from sqlalchemy import ColumnElement, Select, delete, exists, func, select, true, update
 from sqlalchemy.orm import Session
 
 from postwarden import audit
@@ -58,7 +58,7 @@ class ScimGroupService:
         self.base_url = base_url
         self.account_id = actor.account_id or 0
 
-    def list_groups(self, query: Query, *, with_members: bool = True) -> Page:
+    def search(self, query: Query, *, with_members: bool = True) -> Page:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         condition = GROUP_FILTERS.translate(query.filter) if query.filter else true()
         base = select(Group).where(Group.account_id == self.account_id, condition)
@@ -69,15 +69,11 @@ class ScimGroupService:
             groups = self.session.scalars(self._ordered(base, query).limit(limit).offset(offset)).all()
         return Page(total or 0, offset + 1, self._resources(groups, with_members=with_members))
 
-    def get_group(self, group_id: str, *, with_members: bool = True) -> GroupResource:
+    def read(self, group_id: str, *, with_members: bool = True) -> GroupResource:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         return self._resources([self._group(group_id)], with_members=with_members)[0]
 
-    def version_of(self, group_id: str) -> int:
-        require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
-        return self._group(group_id).version
-
-    def create_group(self, resource: GroupResource) -> GroupResource:
+    def create(self, resource: GroupResource) -> GroupResource:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         lock_account(self.session, self.account_id)
         name = _display_name(resource)
@@ -92,6 +88,7 @@ class ScimGroupService:
         members = self._membership_ids(resource)
         for membership_id in sorted(members.values()):
             self.session.add(GroupMember(group_id=group.id, membership_id=membership_id))
+        _touch_members(self.session, members.values())
         self._record(
             AuditAction.GROUP_CREATED,
             group,
@@ -103,7 +100,7 @@ class ScimGroupService:
         )
         return self._resources([group])[0]
 
-    def replace_group(self, group_id: str, resource: GroupResource, *, if_match: str | None = None) -> GroupResource:
+    def replace(self, group_id: str, resource: GroupResource, *, if_match: str | None = None) -> GroupResource:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         lock_account(self.session, self.account_id)
         group = self._group(group_id)
@@ -111,7 +108,7 @@ class ScimGroupService:
         self._write(group, resource)
         return self._resources([group])[0]
 
-    def patch_group(self, group_id: str, patch: PatchOp[Any], *, if_match: str | None = None) -> GroupResource:
+    def patch(self, group_id: str, patch: PatchOp[Any], *, if_match: str | None = None) -> GroupResource:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         lock_account(self.session, self.account_id)
         group = self._group(group_id)
@@ -124,12 +121,14 @@ class ScimGroupService:
         self._write(group, resource)
         return self._resources([group])[0]
 
-    def delete_group(self, group_id: str, *, if_match: str | None = None) -> None:
+    def delete(self, group_id: str, *, if_match: str | None = None) -> None:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         lock_account(self.session, self.account_id)
         group = self._group(group_id)
         check_version(group.version, if_match)
-        members = sorted(self._current_members(group.id))
+        current = self._current_members(group.id)
+        members = sorted(current)
+        _touch_members(self.session, current.values())
         self.session.delete(group)
         self._record(AuditAction.GROUP_DELETED, group, {"members": {"before": members, "after": None}})
 
@@ -160,6 +159,7 @@ class ScimGroupService:
             )
         for user_id in sorted(set(wanted) - set(current)):
             self.session.add(GroupMember(group_id=group.id, membership_id=wanted[user_id]))
+        _touch_members(self.session, [current.get(u) or wanted[u] for u in set(wanted) ^ set(current)])
         group.version += 1
         group.updated_at = utcnow()
         self._record(AuditAction.GROUP_UPDATED, group, changes)
@@ -214,8 +214,7 @@ class ScimGroupService:
     def _ordered(self, query: Select[Any], wanted: Query) -> Select[Any]:
         if not wanted.sort_by:
             return query.order_by(Group.id)
-        column = GROUP_FILTERS.sort_column(wanted.sort_by)
-        return query.order_by(column.desc() if wanted.descending else column.asc(), Group.id)
+        return query.order_by(GROUP_FILTERS.order_by(wanted.sort_by, descending=wanted.descending), Group.id)
 
     def _resources(self, groups: Sequence[Group], *, with_members: bool = True) -> list[GroupResource]:
         members: dict[int, list[int]] = {group.id: [] for group in groups}
@@ -261,6 +260,15 @@ class ScimGroupService:
         )
         account_id = self.account_id
         on_commit(self.session, lambda: self.runtime.cache.invalidate_account(account_id))
+
+
+def _touch_members(session: Session, membership_ids: Iterable[int]) -> None:
+    """Members who join or leave a group change as SCIM shows them (their ``groups``)."""
+    ids = sorted(set(membership_ids))
+    if ids:
+        session.execute(
+            update(Membership).where(Membership.id.in_(ids)).values(version=Membership.version + 1, updated_at=utcnow())
+        )
 
 
 def _display_name(resource: GroupResource) -> str:

@@ -110,9 +110,8 @@ RESOURCE_TYPES: Final[dict[str, ResourceType]] = {
 }
 
 
-def service_provider_config(documentation: str) -> ServiceProviderConfig:
+def service_provider_config() -> ServiceProviderConfig:
     return ServiceProviderConfig(
-        documentation_uri=documentation,
         patch=Patch(supported=True),
         bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
         filter=Filter(supported=True, max_results=MAX_RESULTS),

@@ -28,8 +28,9 @@ from postwarden.audit import AuditAction
 from postwarden.db import on_commit, utcnow
 from postwarden.errors import Conflict, InvalidRequest, NotFound, PermissionDenied, Reason
 from postwarden.groups.models import Group, GroupMember
+from postwarden.groups.service import touch_groups_of
 from postwarden.identity import Actor
-from postwarden.policy import Permission, Role, check_removal, require
+from postwarden.policy import Permission, Role, require
 from postwarden.runtime import Runtime
 from postwarden.scim.filters import Column, FilterTranslator, Kind, Values, parse_id
 from postwarden.scim.schemas import (
@@ -183,16 +184,24 @@ def login_address(resource: UserResource) -> str | None:
     return str(emails[0].value).lower() if emails else None
 
 
+_SCIM_TYPE_REASONS: Final = {
+    "invalidPath": Reason.SCIM_PATH_INVALID,
+    "noTarget": Reason.SCIM_NO_TARGET,
+    "mutability": Reason.SCIM_MUTABILITY,
+    "invalidFilter": Reason.SCIM_FILTER_INVALID,
+    "invalidSyntax": Reason.SCIM_SYNTAX_INVALID,
+    "tooMany": Reason.SCIM_TOO_MANY,
+}
+
+
+def scim_reason(scim_type: str | None) -> Reason:
+    """The domain reason of a scimType that scim2-models gives a refusal; ``invalidValue`` else."""
+    return _SCIM_TYPE_REASONS.get(scim_type or "", Reason.SCIM_VALUE_INVALID)
+
+
 def scim_error(exc: SCIMException) -> InvalidRequest:
     """A scim2-models refusal (a PATCH that cannot apply) as a domain error of the same kind."""
-    reasons = {
-        "invalidPath": Reason.SCIM_PATH_INVALID,
-        "noTarget": Reason.SCIM_NO_TARGET,
-        "mutability": Reason.SCIM_MUTABILITY,
-        "invalidFilter": Reason.SCIM_FILTER_INVALID,
-        "invalidSyntax": Reason.SCIM_SYNTAX_INVALID,
-    }
-    return InvalidRequest(reasons.get(exc.scim_type, Reason.SCIM_VALUE_INVALID), str(exc) or type(exc).__name__)
+    return InvalidRequest(scim_reason(exc.scim_type), str(exc) or type(exc).__name__)
 
 
 class ScimUserService:
@@ -206,7 +215,7 @@ class ScimUserService:
 
     # reading
 
-    def list_users(self, query: Query) -> Page:
+    def search(self, query: Query) -> Page:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         condition = USER_FILTERS.translate(query.filter) if query.filter else true()
         base = (
@@ -222,18 +231,14 @@ class ScimUserService:
             rows = self.session.execute(ordered.limit(limit).offset(offset)).all()
         return Page(total or 0, offset + 1, self._resources([(m, u) for m, u in rows]))
 
-    def get_user(self, user_id: str) -> UserResource:
+    def read(self, user_id: str) -> UserResource:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         member, user = self._member(user_id)
         return self._resources([(member, user)])[0]
 
-    def version_of(self, user_id: str) -> int:
-        require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
-        return self._member(user_id)[0].version
-
     # changing
 
-    def create_user(self, resource: UserResource) -> UserResource:
+    def create(self, resource: UserResource) -> UserResource:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         lock_account(self.session, self.account_id)
         user_name = _user_name(resource)
@@ -301,7 +306,7 @@ class ScimUserService:
         )
         return self._resources([(member, user)])[0]
 
-    def replace_user(self, user_id: str, resource: UserResource, *, if_match: str | None = None) -> UserResource:
+    def replace(self, user_id: str, resource: UserResource, *, if_match: str | None = None) -> UserResource:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         lock_account(self.session, self.account_id)
         member, user = self._member(user_id)
@@ -309,7 +314,7 @@ class ScimUserService:
         self._write(member, user, resource)
         return self._resources([(member, user)])[0]
 
-    def patch_user(self, user_id: str, patch: PatchOp[Any], *, if_match: str | None = None) -> UserResource:
+    def patch(self, user_id: str, patch: PatchOp[Any], *, if_match: str | None = None) -> UserResource:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         lock_account(self.session, self.account_id)
         member, user = self._member(user_id)
@@ -322,14 +327,14 @@ class ScimUserService:
         self._write(member, user, resource)
         return self._resources([(member, user)])[0]
 
-    def delete_user(self, user_id: str, *, if_match: str | None = None) -> None:
+    def delete(self, user_id: str, *, if_match: str | None = None) -> None:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         lock_account(self.session, self.account_id)
         member, user = self._member(user_id)
         check_version(member.version, if_match)
         self._guard_owner(member)
-        check_removal(Role(member.role))
         tokens, sessions = revoke_credentials(self.session, self.account_id, user.id)
+        touch_groups_of(self.session, member.id)
         self.session.delete(member)
         self.session.execute(
             update(Account).where(Account.id == self.account_id).values(member_count=Account.member_count - 1)
@@ -452,8 +457,7 @@ class ScimUserService:
     def _ordered(self, query: Select[Any], wanted: Query) -> Select[Any]:
         if not wanted.sort_by:
             return query.order_by(Membership.id)
-        column = USER_FILTERS.sort_column(wanted.sort_by)
-        return query.order_by(column.desc() if wanted.descending else column.asc(), Membership.id)
+        return query.order_by(USER_FILTERS.order_by(wanted.sort_by, descending=wanted.descending), Membership.id)
 
     def _email_rows_of(self, membership_id: int) -> list[MemberEmail]:
         return list(
@@ -544,7 +548,7 @@ def _user_name(resource: UserResource) -> str:
 
 def _profile(resource: UserResource) -> dict[str, str | None]:
     name = resource.name or Name()
-    enterprise = resource[EnterpriseUser] if EnterpriseUser in type(resource).get_extension_models().values() else None
+    enterprise = resource[EnterpriseUser]
     values: dict[str, Any] = {
         "external_id": resource.external_id,
         "display_name": resource.display_name,

@@ -20,6 +20,7 @@ from postwarden.policy import ACCOUNT_TOKEN_OPTIONAL_GRANTS, ACCOUNT_TOKEN_ROLE,
 from postwarden.runtime import Runtime
 from postwarden.surfaces.routing import entity_id
 from postwarden.tokens.personal import LAST_USED_RESOLUTION_SECONDS, touch
+from postwarden.tokens.scim import touch as touch_scim_token
 from postwarden.tokens.service import TokenService
 
 SERVER_HEADER = "X-Postmark-Server-Token"
@@ -31,8 +32,8 @@ class Authenticator:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._loads: SingleFlight[Principal | None] = SingleFlight()
-        #: personal token id -> when this process last wrote its ``last_used_at``
-        self._last_touched: dict[int, float] = {}
+        #: (credential kind, token id) -> when this process last wrote its ``last_used_at``
+        self._last_touched: dict[tuple[str, int], float] = {}
 
     async def server_actor(self, request: Request) -> Actor:
         return await self._actor(request, Credential.SERVER_TOKEN)
@@ -111,6 +112,7 @@ class Authenticator:
             raise NotAuthenticated(
                 Reason.BAD_CREDENTIAL, "The Authorization bearer token is not a valid SCIM token (unknown or revoked)."
             )
+        await self._touch(principal, "")
         return actor_for(principal, context_of(request))
 
     async def _person(self, request: Request, bearer: str) -> Actor:
@@ -123,18 +125,23 @@ class Authenticator:
             )
         context = context_of(request)
         if principal.kind == Credential.PERSONAL_TOKEN.value:
-            await self._touch(principal.token_id, context.ip)
+            await self._touch(principal, context.ip)
         return actor_for(principal, context)
 
-    async def _touch(self, token_id: int, ip: str) -> None:
+    async def _touch(self, principal: Principal, ip: str) -> None:
+        """Writes when a personal or SCIM token was last used, at most once a minute each."""
+        key = (principal.kind, principal.token_id)
         now = time.monotonic()
-        if now - self._last_touched.get(token_id, -LAST_USED_RESOLUTION_SECONDS) < LAST_USED_RESOLUTION_SECONDS:
+        if now - self._last_touched.get(key, -LAST_USED_RESOLUTION_SECONDS) < LAST_USED_RESOLUTION_SECONDS:
             return
-        self._last_touched[token_id] = now
+        self._last_touched[key] = now
 
         def write() -> None:
             with self.runtime.db.session_scope() as session:
-                touch(session, token_id, ip)
+                if principal.kind == Credential.SCIM_TOKEN.value:
+                    touch_scim_token(session, principal.token_id)
+                else:
+                    touch(session, principal.token_id, ip)
 
         await run_in_threadpool(write)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import secrets
 from typing import Final
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from postwarden import audit
@@ -79,3 +79,8 @@ class ScimTokenService:
         )
         on_commit(self.session, lambda: self.runtime.cache.invalidate_account(account_id))
         return token
+
+
+def touch(session: Session, token_id: int) -> None:
+    """Bookkeeping, not a change anyone makes: when the identity provider last called."""
+    session.execute(update(ScimToken).where(ScimToken.id == token_id).values(last_used_at=utcnow()))

@@ -8,7 +8,7 @@ same account's people happen one after another.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, cast
 
 from sqlalchemy import ColumnElement, CursorResult, Result, and_, delete, exists, false, func, or_, select, true, update
@@ -19,7 +19,7 @@ from postwarden.accounts.models import Account
 from postwarden.audit import AuditAction
 from postwarden.db import on_commit, utcnow
 from postwarden.errors import Conflict, InvalidRequest, NotFound, Reason
-from postwarden.groups.service import group_grants
+from postwarden.groups.service import group_grants, group_grants_of, touch_groups_of
 from postwarden.identity import Actor, Credential
 from postwarden.paging import check_page
 from postwarden.policy import (
@@ -39,6 +39,7 @@ from postwarden.policy import (
     require,
     sees_every_member,
     server_access,
+    strongest,
     visible_servers,
 )
 from postwarden.runtime import Runtime
@@ -107,6 +108,9 @@ class Member:
     user: User
     #: Access granted server by server (server id -> ``ServerAccess`` value).
     listed_access: dict[int, str]
+    #: What the member's SCIM groups add: roles, and server id -> level.
+    group_roles: frozenset[str] = frozenset()
+    group_access: dict[int, str] = field(default_factory=dict)
 
     @property
     def role(self) -> Role:
@@ -114,12 +118,18 @@ class Member:
 
     @property
     def default_access(self) -> ServerAccess:
-        """The access on servers granted nothing one by one."""
-        return access_level(self.role, limited=self.membership.servers_limited, listed=None)
+        """The access on servers granted nothing one by one (by the member or a group)."""
+        return strongest(
+            access_level(self.role, limited=self.membership.servers_limited, listed=None),
+            *(ROLE_SERVER_ACCESS[Role(role)] for role in self.group_roles),
+        )
 
     def access_on(self, server_id: int) -> ServerAccess:
-        return access_level(
-            self.role, limited=self.membership.servers_limited, listed=self.listed_access.get(server_id)
+        by_group = self.group_access.get(server_id)
+        return strongest(
+            self.default_access,
+            access_level(self.role, limited=self.membership.servers_limited, listed=self.listed_access.get(server_id)),
+            ServerAccess(by_group) if by_group is not None else ServerAccess.NONE,
         )
 
 
@@ -420,6 +430,7 @@ class UserService:
         member = self.get_member(account_id, user_id)
         check_removal(member.role)
         tokens, sessions = revoke_credentials(self.session, account_id, user_id)
+        touch_groups_of(self.session, member.membership.id)
         changes = {
             "role": {"before": member.role.value, "after": None},
             "server_access": {"before": _wire(member.listed_access), "after": None},
@@ -501,7 +512,8 @@ class UserService:
                 )
             ):
                 listed[membership_id][server_id] = level
-        return [Member(membership, user, listed[membership.id]) for membership, user in rows]
+        grants = group_grants_of(self.session, list(listed))
+        return [Member(membership, user, listed[membership.id], *grants[membership.id]) for membership, user in rows]
 
     def _record(self, action: AuditAction, account_id: int, member: Member, changes: dict[str, object]) -> None:
         audit.record(

@@ -121,7 +121,10 @@ class SignInService:
             if not self._second_factor(user, code, recovery_code):
                 return self._failed(address, user, "wrong two-factor code")
         memberships = {
-            m.account_id: m for m in self.session.scalars(select(Membership).where(Membership.user_id == user.id))
+            m.account_id: m
+            for m in self.session.scalars(
+                select(Membership).where(Membership.user_id == user.id, Membership.suspended_at.is_(None))
+            )
         }
         chosen = account_id if account_id is not None else min(memberships, default=None)
         if chosen is None or chosen not in memberships:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any, Final, TypeVar
 
 from pydantic import ValidationError
@@ -40,10 +41,19 @@ from postwarden.errors import (
     PostwardenError,
     Reason,
 )
+from postwarden.identity import Actor
 from postwarden.runtime import Runtime
 from postwarden.scim.groups import ScimGroupService
-from postwarden.scim.schemas import RESOURCE_TYPES, SCHEMAS, TOLERANT, UserResource, located, service_provider_config
-from postwarden.scim.users import Page, Query, ScimUserService
+from postwarden.scim.schemas import (
+    MAX_RESULTS,
+    RESOURCE_TYPES,
+    SCHEMAS,
+    TOLERANT,
+    UserResource,
+    located,
+    service_provider_config,
+)
+from postwarden.scim.users import Page, Query, ScimUserService, page_bounds, scim_reason
 from postwarden.surfaces.auth import Authenticator
 from postwarden.surfaces.http import dump_json
 from postwarden.surfaces.routing import run_in_session
@@ -64,6 +74,12 @@ SCIM_TYPES: Final[Mapping[Reason, tuple[int, str | None]]] = {
     Reason.SCIM_UNIQUENESS: (409, "uniqueness"),
     Reason.SCIM_VERSION_MISMATCH: (412, None),
 }
+
+
+def base_url(request: Request) -> str:
+    """``https://host/scim/v2``, as the caller reached it: where every ``meta.location`` and
+    ``$ref`` points. (``request.base_url`` of a mounted application leaves out its mount.)"""
+    return f"{request.url.scheme}://{request.url.netloc}{request.scope.get('root_path', '')}".rstrip("/")
 
 
 def scim_response(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
@@ -116,7 +132,18 @@ def _query(parameters: Mapping[str, Any]) -> Query:
         sort_by=parameters.get("sortBy") or None,
         descending=order == "descending",
         start_index=_whole(_text(parameters.get("startIndex")), "startIndex", 1),
-        count=_whole(_text(parameters.get("count")), "count", 500),
+        count=_whole(_text(parameters.get("count")), "count", MAX_RESULTS),
+    )
+
+
+def _search_query(search: Any) -> Query:
+    """The query of a ``SearchRequest`` body (``POST .search``)."""
+    return Query(
+        filter=str(search.filter) if search.filter else None,
+        sort_by=str(search.sort_by) if search.sort_by else None,
+        descending=str(search.sort_order or "").lower().endswith("descending"),
+        start_index=search.start_index or 1,
+        count=search.count if search.count is not None else MAX_RESULTS,
     )
 
 
@@ -143,32 +170,27 @@ def _validated(model: Any, data: Any, context: Context) -> Any:
         return model.model_validate(data, scim_ctx=context, scim_policy=TOLERANT)
     except ValidationError as exc:
         error = Error.from_validation_errors(exc)[0]
-        reason = Reason.SCIM_SYNTAX_INVALID if error.scim_type == "invalidSyntax" else Reason.SCIM_VALUE_INVALID
-        if error.scim_type == "mutability":
-            reason = Reason.SCIM_MUTABILITY
-        raise InvalidRequest(reason, error.detail or str(exc)) from exc
+        raise InvalidRequest(scim_reason(error.scim_type), error.detail or str(exc)) from exc
 
 
 class Resources:
-    """One resource type's routes: users or groups, with the service that serves them."""
+    """One resource type's routes (users or groups) over its service, whose methods are the
+    same for both: search, read, create, replace, patch, delete."""
 
-    def __init__(self, runtime: Runtime, auth: Authenticator, name: str) -> None:
+    def __init__(self, runtime: Runtime, auth: Authenticator, model: Any, service: Any) -> None:
         self.runtime = runtime
         self.auth = auth
-        self.name = name
-        user = name == "User"
-        self.model: Any = UserResource if user else GroupResource
+        self.model = model
+        #: ``ScimUserService`` or ``ScimGroupService``
+        self.service_class = service
         # The scim2-models messages, each parametrised with this resource type.
-        self.response_parameters: Any = ResponseParameters[UserResource] if user else ResponseParameters[GroupResource]
-        self.list_response: Any = ListResponse[UserResource] if user else ListResponse[GroupResource]
-        self.search_request: Any = SearchRequest[UserResource] if user else SearchRequest[GroupResource]
-        self.patch_op: Any = PatchOp[UserResource] if user else PatchOp[GroupResource]
+        self.response_parameters: Any = ResponseParameters[model]
+        self.list_response: Any = ListResponse[model]
+        self.search_request: Any = SearchRequest[model]
+        self.patch_op: Any = PatchOp[model]
 
-    def service(self, session: Session, request: Request, actor: Any) -> Any:
-        base = str(request.base_url).rstrip("/")
-        if self.name == "User":
-            return ScimUserService(session, actor, self.runtime, base)
-        return ScimGroupService(session, actor, self.runtime, base)
+    def service(self, session: Session, request: Request, actor: Actor) -> Any:
+        return self.service_class(session, actor, self.runtime, base_url(request))
 
     async def run(self, request: Request, work: Callable[[Any], Result], *, write: bool) -> Result:
         actor = await self.auth.scim_actor(request)
@@ -183,22 +205,12 @@ class Resources:
         )
         return parameters
 
-    def render(self, resource: Any, context: Context, parameters: ResponseParameters[Any] | None = None) -> Any:
-        return resource.model_dump(scim_ctx=context, response_parameters=parameters)
-
-    def render_page(self, page: Page, parameters: ResponseParameters[Any]) -> Any:
-        listing = self.list_response(
-            total_results=page.total,
-            start_index=page.start_index,
-            items_per_page=len(page.resources),
-            resources=page.resources,
-        )
-        return listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=parameters)
-
-    def _members_wanted(self, parameters: ResponseParameters[Any]) -> bool:
-        """Entra reads groups with ``excludedAttributes=members``: then they are not loaded."""
-        excluded = [str(p).lower() for p in parameters.excluded_attributes or []]
-        return self.name == "User" or not any(p.endswith("members") for p in excluded)
+    def reading(self, parameters: ResponseParameters[Any]) -> dict[str, bool]:
+        """Entra reads groups with ``excludedAttributes=members``: then members are not loaded."""
+        if self.service_class is not ScimGroupService:
+            return {}
+        excluded = [str(path).lower() for path in parameters.excluded_attributes or []]
+        return {"with_members": not any(path.endswith("members") for path in excluded)}
 
     async def list(self, request: Request) -> Response:
         given = _query_parameters(request)
@@ -207,52 +219,34 @@ class Resources:
         return await self._search(request, query, parameters)
 
     async def search(self, request: Request) -> Response:
-        data = await _json(request)
-        search = _validated(self.search_request, data, Context.SEARCH_REQUEST)
-        query = Query(
-            filter=str(search.filter) if search.filter else None,
-            sort_by=str(search.sort_by) if search.sort_by else None,
-            descending=str(search.sort_order or "").lower().endswith("descending"),
-            start_index=search.start_index or 1,
-            count=search.count if search.count is not None else 500,
-        )
+        search = _validated(self.search_request, await _json(request), Context.SEARCH_REQUEST)
         parameters = self.parameters(search.attributes, search.excluded_attributes)
-        return await self._search(request, query, parameters)
+        return await self._search(request, _search_query(search), parameters)
 
     async def _search(self, request: Request, query: Query, parameters: ResponseParameters[Any]) -> Response:
-        with_members = self._members_wanted(parameters)
-
-        def work(service: Any) -> Any:
-            if self.name == "User":
-                return service.list_users(query)
-            return service.list_groups(query, with_members=with_members)
-
-        page = await self.run(request, work, write=False)
-        return scim_response(self.render_page(page, parameters))
+        options = self.reading(parameters)
+        page: Page = await self.run(request, lambda service: service.search(query, **options), write=False)
+        listing = self.list_response(
+            total_results=page.total,
+            start_index=page.start_index,
+            items_per_page=len(page.resources),
+            resources=page.resources,
+        )
+        return scim_response(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=parameters))
 
     async def create(self, request: Request) -> Response:
         resource = _validated(self.model, await _json(request), Context.RESOURCE_CREATION_REQUEST)
-        created = await self.run(
-            request,
-            lambda s: s.create_user(resource) if self.name == "User" else s.create_group(resource),
-            write=True,
-        )
+        created = await self.run(request, lambda service: service.create(resource), write=True)
         return self._one(created, Context.RESOURCE_CREATION_RESPONSE, status=201, location=True)
 
     async def get(self, request: Request) -> Response:
         resource_id = request.path_params["resource_id"]
         given = _query_parameters(request)
         parameters = self.parameters(given.get("attributes"), given.get("excludedAttributes"))
-        with_members = self._members_wanted(parameters)
-        resource = await self.run(
-            request,
-            lambda s: (
-                s.get_user(resource_id) if self.name == "User" else s.get_group(resource_id, with_members=with_members)
-            ),
-            write=False,
-        )
+        options = self.reading(parameters)
+        resource = await self.run(request, lambda service: service.read(resource_id, **options), write=False)
         if_none_match = request.headers.get("if-none-match")
-        if if_none_match and resource.meta.version in {t.strip() for t in if_none_match.split(",")}:
+        if if_none_match and resource.meta.version in {tag.strip() for tag in if_none_match.split(",")}:
             return Response(status_code=304, headers={"ETag": resource.meta.version})
         return self._one(resource, Context.RESOURCE_QUERY_RESPONSE, parameters=parameters)
 
@@ -261,13 +255,7 @@ class Resources:
         resource = _validated(self.model, await _json(request), Context.RESOURCE_REPLACEMENT_REQUEST)
         if_match = request.headers.get("if-match")
         replaced = await self.run(
-            request,
-            lambda s: (
-                s.replace_user(resource_id, resource, if_match=if_match)
-                if self.name == "User"
-                else s.replace_group(resource_id, resource, if_match=if_match)
-            ),
-            write=True,
+            request, lambda service: service.replace(resource_id, resource, if_match=if_match), write=True
         )
         return self._one(replaced, Context.RESOURCE_REPLACEMENT_RESPONSE)
 
@@ -276,28 +264,14 @@ class Resources:
         patch = _validated(self.patch_op, await _json(request), Context.RESOURCE_PATCH_REQUEST)
         if_match = request.headers.get("if-match")
         patched = await self.run(
-            request,
-            lambda s: (
-                s.patch_user(resource_id, patch, if_match=if_match)
-                if self.name == "User"
-                else s.patch_group(resource_id, patch, if_match=if_match)
-            ),
-            write=True,
+            request, lambda service: service.patch(resource_id, patch, if_match=if_match), write=True
         )
         return self._one(patched, Context.RESOURCE_PATCH_RESPONSE)
 
     async def delete(self, request: Request) -> Response:
         resource_id = request.path_params["resource_id"]
         if_match = request.headers.get("if-match")
-        await self.run(
-            request,
-            lambda s: (
-                s.delete_user(resource_id, if_match=if_match)
-                if self.name == "User"
-                else s.delete_group(resource_id, if_match=if_match)
-            ),
-            write=True,
-        )
+        await self.run(request, lambda service: service.delete(resource_id, if_match=if_match), write=True)
         return Response(status_code=204)
 
     def _one(
@@ -312,12 +286,13 @@ class Resources:
         headers = {"ETag": resource.meta.version, "Content-Location": resource.meta.location}
         if location:
             headers["Location"] = resource.meta.location
-        return scim_response(self.render(resource, context, parameters), status, headers)
+        body = resource.model_dump(scim_ctx=context, response_parameters=parameters)
+        return scim_response(body, status, headers)
 
 
 def scim_app(runtime: Runtime, auth: Authenticator) -> Starlette:
-    users = Resources(runtime, auth, "User")
-    groups = Resources(runtime, auth, "Group")
+    users = Resources(runtime, auth, UserResource, ScimUserService)
+    groups = Resources(runtime, auth, GroupResource, ScimGroupService)
 
     def discovery(render: Callable[[Request], Any]) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -326,16 +301,13 @@ def scim_app(runtime: Runtime, auth: Authenticator) -> Starlette:
 
         return endpoint
 
-    def base(request: Request) -> str:
-        return str(request.base_url).rstrip("/")
-
     def listing(items: list[Any], model: Any) -> Any:
         return ListResponse[model](
             total_results=len(items), start_index=1, items_per_page=len(items), resources=items
         ).model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
 
     def schema(request: Request, schema_id: str) -> Any:
-        return located(SCHEMAS[schema_id], base(request), f"Schemas/{schema_id}")
+        return located(SCHEMAS[schema_id], base_url(request), f"Schemas/{schema_id}")
 
     def one_schema(request: Request) -> Any:
         schema_id = request.path_params["schema_id"]
@@ -344,79 +316,61 @@ def scim_app(runtime: Runtime, auth: Authenticator) -> Starlette:
         return schema(request, schema_id).model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
 
     def resource_types(request: Request) -> list[Any]:
-        return [located(rt, base(request), f"ResourceTypes/{rt.id}") for rt in RESOURCE_TYPES.values()]
+        return [located(rt, base_url(request), f"ResourceTypes/{rt.id}") for rt in RESOURCE_TYPES.values()]
 
     def one_resource_type(request: Request) -> Any:
         wanted = request.path_params["type_id"]
         if wanted not in RESOURCE_TYPES:
             raise NotFound(Reason.SCIM_RESOURCE_NOT_FOUND, f"Resource type {wanted} not found.")
-        found = located(RESOURCE_TYPES[wanted], base(request), f"ResourceTypes/{wanted}")
+        found = located(RESOURCE_TYPES[wanted], base_url(request), f"ResourceTypes/{wanted}")
         return found.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
 
     def config(request: Request) -> Any:
-        documentation = f"{base(request).rsplit('/scim/', 1)[0]}/docs/api.md#scim-20"
-        spc = located(service_provider_config(documentation), base(request), "ServiceProviderConfig")
+        spc = located(service_provider_config(), base_url(request), "ServiceProviderConfig")
         return spc.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
 
     async def search_all(request: Request) -> Response:
-        """``POST /.search``: users first, then groups, as one list."""
-        data = await _json(request)
-        search = _validated(SearchRequest[ANY_RESOURCE], data, Context.SEARCH_REQUEST)
+        """``POST /.search``: users, then groups, as one list. A filter naming an attribute
+        only one of them has matches none of the other (RFC 7644 §3.4.2.1)."""
+        search = _validated(SearchRequest[ANY_RESOURCE], await _json(request), Context.SEARCH_REQUEST)
+        query = _search_query(search)
         actor = await auth.scim_actor(request)
-        text = str(search.filter) if search.filter else None
-        start, count = search.start_index or 1, search.count if search.count is not None else 500
 
         def work(session: Session) -> Page:
-            pages: list[Page] = []
-            failures: list[InvalidRequest] = []
-            for resources in (users, groups):
-                service = resources.service(session, request, actor)
-                query = Query(filter=text, start_index=1, count=0)
+            services = [kind.service(session, request, actor) for kind in (users, groups)]
+            totals: list[int] = []
+            refusals: list[InvalidRequest] = []
+            for service in services:
                 try:
-                    total = (service.list_users(query) if resources is users else service.list_groups(query)).total
-                except InvalidRequest as exc:  # an attribute only the other type has: none of these match
+                    totals.append(service.search(replace(query, count=0)).total)
+                except InvalidRequest as exc:
                     if exc.reason is not Reason.SCIM_FILTER_INVALID:
                         raise
-                    failures.append(exc)
-                    total = 0
-                pages.append(Page(total, 1, []))
-            if len(failures) == 2:
-                raise failures[0]
-            offset, wanted = max(start, 1) - 1, min(max(count, 0), 500)
+                    refusals.append(exc)
+                    totals.append(0)
+            if len(refusals) == len(services):
+                raise refusals[0]
+            offset, wanted = page_bounds(query)
             found: list[Any] = []
-            users_total = pages[0].total
-            if offset < users_total and wanted:
-                found += (
-                    users.service(session, request, actor)
-                    .list_users(Query(filter=text, start_index=offset + 1, count=wanted))
-                    .resources
-                )
-            if len(found) < wanted and pages[1].total:
-                group_offset = max(offset - users_total, 0)
-                found += (
-                    groups.service(session, request, actor)
-                    .list_groups(Query(filter=text, start_index=group_offset + 1, count=wanted - len(found)))
-                    .resources
-                )
-            return Page(users_total + pages[1].total, offset + 1, found)
+            for service, total in zip(services, totals, strict=True):
+                if total and offset < total and len(found) < wanted:
+                    page = service.search(replace(query, start_index=offset + 1, count=wanted - len(found)))
+                    found += page.resources
+                offset = max(offset - total, 0)
+            return Page(sum(totals), max(query.start_index, 1), found)
 
         page = await run_in_session(runtime, work, write=False)
-        parameters = ResponseParameters[ANY_RESOURCE].model_validate(
-            {
-                k: v
-                for k, v in {"attributes": search.attributes, "excludedAttributes": search.excluded_attributes}.items()
-                if v is not None
-            }
+        values = {"attributes": search.attributes, "excludedAttributes": search.excluded_attributes}
+        parameters = _validated(
+            ResponseParameters[ANY_RESOURCE], {k: v for k, v in values.items() if v is not None}, Context.DEFAULT
         )
-        listing_response = ListResponse[ANY_RESOURCE](
+        listing = ListResponse[ANY_RESOURCE](
             total_results=page.total,
             start_index=page.start_index,
             items_per_page=len(page.resources),
             resources=page.resources,
         )
-        return scim_response(
-            listing_response.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=parameters)
-        )
+        return scim_response(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=parameters))
 
     routes = [
         Route("/ServiceProviderConfig", discovery(config), methods=["GET"]),

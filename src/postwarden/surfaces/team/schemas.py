@@ -239,7 +239,12 @@ def permission_names(permissions: list[Permission]) -> list[str]:
 
 
 def render_scim_token(token: ScimToken, plaintext: str | None = None) -> dict[str, Any]:
-    rendered: dict[str, Any] = {"ID": token.id, "Name": token.name, "CreatedAt": iso(token.created_at)}
+    rendered: dict[str, Any] = {
+        "ID": token.id,
+        "Name": token.name,
+        "CreatedAt": iso(token.created_at),
+        "LastUsedAt": iso(token.last_used_at),
+    }
     if plaintext is not None:
         rendered["Token"] = plaintext
     return rendered
