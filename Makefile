@@ -51,5 +51,9 @@ bench: $(STAMP) ## API throughput against a bare Starlette app
 bench-webhooks: $(STAMP) ## Webhook deliveries/s against a bare httpx loop and wrk
 	$(BIN)/python bench/webhooks.py
 
+.PHONY: bench-scim
+bench-scim: $(STAMP) ## SCIM filters and paging at 1k, 10k, 100k users against scim2-server
+	$(BIN)/python bench/scim.py
+
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache

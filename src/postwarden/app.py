@@ -27,7 +27,7 @@ from postwarden.ratelimit import MemoryBackend, RateLimiter, RedisBackend, Verdi
 from postwarden.runtime import Runtime
 from postwarden.surfaces.auth import Authenticator
 from postwarden.surfaces.errors import postmark_error, postmark_error_response
-from postwarden.surfaces.http import AccessLog, JSONBytesResponse, Metrics, RequestMiddleware
+from postwarden.surfaces.http import AccessLog, JSONBytesResponse, Metrics, Mounted, RequestMiddleware
 from postwarden.surfaces.postmark.domains import domains_router
 from postwarden.surfaces.postmark.hot_reads import HotReads
 from postwarden.surfaces.postmark.message_streams import message_streams_router
@@ -218,7 +218,6 @@ def create_app(
     ]
     for router in postmark_routers:
         app.include_router(router)
-    app.mount("/scim/v2", scim_app(runtime, auth))
     postmark_routes = [route for router in postmark_routers for route in router.routes if isinstance(route, APIRoute)]
 
     def rate_limited(verdict: Verdict) -> Response:
@@ -232,8 +231,10 @@ def create_app(
 
     hot_reads = HotReads(app, runtime, {route.path: route for route in postmark_routes})
     lenient = LenientPostmarkRequests(hot_reads, [route.path for route in postmark_routes])
+    # SCIM has its own conventions and application: its requests skip the Postmark layers.
+    scim = Mounted("/scim/v2", scim_app(runtime, auth), otherwise=lenient)
     return RequestMiddleware(
-        lenient,
+        scim,
         limiter=limiter,
         metrics=metrics,
         rate_limited=rate_limited,

@@ -6,11 +6,11 @@ ignoring it would widen the result (``nickName eq "x"`` would match everyone).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import Any, Final
 
 from scim2_models import ScimFilter
 from scim2_models.exceptions import SCIMException
@@ -25,8 +25,10 @@ from scim2_models.path import (
     Present,
     ValuePath,
 )
-from sqlalchemy import ColumnElement, SQLColumnExpression, and_, false, func, not_, or_, true
+from sqlalchemy import Boolean, ColumnElement, SQLColumnExpression, and_, bindparam, func, not_, or_, true
+from sqlalchemy.sql.elements import BindParameter
 
+from postwarden.db import UTCDateTime
 from postwarden.errors import InvalidRequest, Reason
 
 
@@ -72,6 +74,29 @@ def _invalid(message: str) -> InvalidRequest:
     return InvalidRequest(Reason.SCIM_FILTER_INVALID, message)
 
 
+@dataclass(frozen=True)
+class Translation:
+    """A filter as SQL: ``condition`` holds bound parameters named ``p0``, ``p1``..., whose
+    values are ``parameters``; ``shape`` is the filter less its values, the same for every
+    filter that translates to the same statement (which can then be built once and kept)."""
+
+    condition: ColumnElement[bool]
+    parameters: dict[str, Any]
+    shape: Hashable
+
+
+class _Binder:
+    """Hands out the bound parameters of one translation."""
+
+    def __init__(self) -> None:
+        self.parameters: dict[str, Any] = {}
+
+    def __call__(self, value: Any, type_: Any = None) -> BindParameter[Any]:
+        name = f"p{len(self.parameters)}"
+        self.parameters[name] = value
+        return bindparam(name, value, type_=type_)
+
+
 def parse(text: str) -> FilterNode:
     try:
         return ScimFilter(text).ast
@@ -93,8 +118,11 @@ class FilterTranslator:
         #: lower-cased URN -> the attribute keys it may qualify
         self.schemas = schemas
 
-    def translate(self, text: str) -> ColumnElement[bool]:
-        return self._node(parse(text), self.attributes)
+    def translate(self, text: str) -> Translation:
+        node = parse(text)
+        binder = _Binder()
+        condition = self._node(node, self.attributes, binder)
+        return Translation(condition, binder.parameters, _shape(node))
 
     def order_by(self, name: str, *, descending: bool) -> ColumnElement[Any]:
         """The ordering ``sortBy`` asks for (RFC 7644 §3.4.2.3): without regard to case where
@@ -123,21 +151,21 @@ class FilterTranslator:
             raise _invalid(f"The attribute {path} is not one this service filters on.")
         return found
 
-    def _node(self, node: FilterNode, attributes: Attributes) -> ColumnElement[bool]:
+    def _node(self, node: FilterNode, attributes: Attributes, bind: _Binder) -> ColumnElement[bool]:
         if isinstance(node, LogicalExpr):
-            terms = [self._node(term, attributes) for term in node.terms]
+            terms = [self._node(term, attributes, bind) for term in node.terms]
             return and_(*terms) if node.op is LogicalOperator.and_ else or_(*terms)
         if isinstance(node, Not):
-            return not_(self._node(node.expr, attributes))
+            return not_(self._node(node.expr, attributes, bind))
         if isinstance(node, Present):
             return self._present(node.attr_path, attributes)
         if isinstance(node, Comparison):
-            return self._comparison(node, attributes)
+            return self._comparison(node, attributes, bind)
         if isinstance(node, ValuePath):
             values = self._lookup(node.attr_path, attributes)
             if not isinstance(values, Values):
                 raise _invalid(f"{node.attr_path} is not multi-valued: it takes no [filter].")
-            inner = self._node(node.val_filter, values.sub_attributes)
+            inner = self._node(node.val_filter, values.sub_attributes, bind)
             if node.sub_attr:
                 inner = and_(inner, _present(_sub(values, node.sub_attr)))
             return values.any_row(inner)
@@ -151,12 +179,28 @@ class FilterTranslator:
             return found.any_row(true())
         return _present(found)
 
-    def _comparison(self, node: Comparison, attributes: Attributes) -> ColumnElement[bool]:
+    def _comparison(self, node: Comparison, attributes: Attributes, bind: _Binder) -> ColumnElement[bool]:
         found = self._lookup(node.attr_path, attributes)
         if isinstance(found, Values):
             column = _sub(found, node.attr_path.sub_attr or found.default)
-            return found.any_row(compare(column, node.op, node.value, str(node.attr_path)))
-        return compare(found, node.op, node.value, str(node.attr_path))
+            return found.any_row(compare(column, node.op, node.value, str(node.attr_path), bind))
+        return compare(found, node.op, node.value, str(node.attr_path), bind)
+
+
+def _shape(node: FilterNode) -> Hashable:
+    """The filter's structure, with each compared value reduced to what decides its SQL
+    (null or not): filters of one shape translate to one statement."""
+    if isinstance(node, LogicalExpr):
+        return (node.op.value, tuple(_shape(term) for term in node.terms))
+    if isinstance(node, Not):
+        return ("not", _shape(node.expr))
+    if isinstance(node, Present):
+        return ("pr", str(node.attr_path).lower())
+    if isinstance(node, Comparison):
+        return (node.op.value, str(node.attr_path).lower(), node.value is None)
+    if isinstance(node, ValuePath):
+        return ("[]", str(node.attr_path).lower(), _shape(node.val_filter), (node.sub_attr or "").lower())
+    return ("?", str(node))
 
 
 def _attr_path(name: str) -> AttrPath:
@@ -181,63 +225,67 @@ def _present(column: Column) -> ColumnElement[bool]:
     return column.expression.is_not(None)
 
 
-_ORDERING = {CompareOperator.gt, CompareOperator.ge, CompareOperator.lt, CompareOperator.le}
 _TEXT_MATCH = {CompareOperator.co, CompareOperator.sw, CompareOperator.ew}
 
 
-def compare(column: Column, op: CompareOperator, value: Any, name: str) -> ColumnElement[bool]:
-    """One comparison. A missing value equals nothing and differs from everything, so that
-    ``not (x eq "a")`` matches resources without ``x``, as RFC 7644 reads it."""
+def compare(column: Column, op: CompareOperator, value: Any, name: str, bind: _Binder) -> ColumnElement[bool]:
+    """One comparison, its value bound. A missing value equals nothing and differs from
+    everything, so that ``not (x eq "a")`` matches resources without ``x``, as RFC 7644 reads it."""
     if value is None:
         if op is CompareOperator.eq:
             return not_(_present(column))
         if op is CompareOperator.ne:
             return _present(column)
         raise _invalid(f"{name} {op.value} null: only eq and ne compare with null.")
+    matched: ColumnElement[bool]
     if column.kind in (Kind.BOOLEAN, Kind.FLAG):
         flag = _boolean(value, name)
         if op not in (CompareOperator.eq, CompareOperator.ne):
             raise _invalid(f"{name} is a boolean: only eq, ne and pr apply to it.")
-        matched: ColumnElement[bool]
         if column.kind is Kind.FLAG:
-            matched = and_(true(), column.expression) if flag else not_(column.expression)
+            matched = column.expression == bind(flag, Boolean())
         else:
-            matched = and_(column.expression.is_not(None), column.expression == flag)
+            matched = and_(column.expression.is_not(None), column.expression == bind(flag))
         return matched if op is CompareOperator.eq else not_(matched)
     if column.kind is Kind.ID:
         if op not in (CompareOperator.eq, CompareOperator.ne):
             raise _invalid(f"{name} is an identifier: only eq, ne and pr apply to it.")
         number = parse_id(str(value), column.id_prefix)
-        matched = column.expression == number if number is not None else false()
+        matched = column.expression == bind(number if number is not None else _NO_ROW)
         return matched if op is CompareOperator.eq else not_(matched)
+    target: SQLColumnExpression[Any] = column.expression
     if column.kind is Kind.DATETIME:
         if op in _TEXT_MATCH:
             raise _invalid(f"{name} is a dateTime: {op.value} does not apply to it.")
         operand: Any = _datetime(value, name)
-        target: SQLColumnExpression[Any] = column.expression
     else:
         if not isinstance(value, str):
             raise _invalid(f"{name} is a string: compare it with a quoted value.")
         operand = value.lower() if column.case_insensitive else value
-        target = func.lower(column.expression) if column.case_insensitive and not column.lowered else column.expression
+        if column.case_insensitive and not column.lowered:
+            target = func.lower(target)
     present = column.expression.is_not(None)
+    if op in _TEXT_MATCH:
+        escaped = operand.replace("/", "//").replace("%", "/%").replace("_", "/_")
+        pattern = {CompareOperator.co: f"%{escaped}%", CompareOperator.sw: f"{escaped}%"}.get(op, f"%{escaped}")
+        return and_(present, target.like(bind(pattern), escape="/"))
+    # A timestamp is bound as the column stores it (SQLite compares its text).
+    parameter = bind(operand, UTCDateTime() if column.kind is Kind.DATETIME else None)
     if op is CompareOperator.eq:
-        return and_(present, target == operand)
+        return and_(present, target == parameter)
     if op is CompareOperator.ne:
-        return not_(and_(present, target == operand))
-    if op is CompareOperator.co:
-        return and_(present, target.contains(operand, autoescape=True))
-    if op is CompareOperator.sw:
-        return and_(present, target.startswith(operand, autoescape=True))
-    if op is CompareOperator.ew:
-        return and_(present, target.endswith(operand, autoescape=True))
+        return not_(and_(present, target == parameter))
     if op is CompareOperator.gt:
-        return and_(present, target > operand)
+        return and_(present, target > parameter)
     if op is CompareOperator.ge:
-        return and_(present, target >= operand)
+        return and_(present, target >= parameter)
     if op is CompareOperator.lt:
-        return and_(present, target < operand)
-    return and_(present, target <= operand)
+        return and_(present, target < parameter)
+    return and_(present, target <= parameter)
+
+
+#: An id no row has: what a malformed id compares with (it equals nothing, differs from all).
+_NO_ROW: Final = -1
 
 
 def parse_id(text: str, prefix: str = "") -> int | None:

@@ -11,7 +11,7 @@ from scim2_models import Group as GroupResource
 from scim2_models import GroupMember as ScimGroupMember
 from scim2_models import Meta, PatchOp
 from scim2_models.exceptions import SCIMException
-from sqlalchemy import ColumnElement, Select, delete, exists, func, select, true, update
+from sqlalchemy import ColumnElement, delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from postwarden import audit
@@ -23,8 +23,9 @@ from postwarden.identity import Actor
 from postwarden.policy import Permission, require
 from postwarden.runtime import Runtime
 from postwarden.scim.filters import Column, FilterTranslator, Kind, Values, parse_id
+from postwarden.scim.listing import Page, Query, Searcher, page_bounds
 from postwarden.scim.schemas import GROUP_ID_PREFIX, GROUP_SCHEMA_ID, TOLERANT
-from postwarden.scim.users import Page, Query, check_version, etag, page_bounds, scim_error
+from postwarden.scim.users import check_version, etag, scim_error
 from postwarden.users.models import Membership
 from postwarden.users.service import lock_account
 
@@ -48,6 +49,7 @@ _COLUMNS: Final[dict[str, Column | Values]] = {
     "members": Values(_members, {"value": Column(Membership.user_id, Kind.ID)}),
 }
 GROUP_FILTERS: Final = FilterTranslator(_COLUMNS, {GROUP_SCHEMA_ID.lower(): frozenset(_COLUMNS)})
+GROUP_SEARCH: Final = Searcher(GROUP_FILTERS, lambda: select(*Group.__table__.columns), Group.account_id, Group.id)
 
 
 class ScimGroupService:
@@ -60,14 +62,8 @@ class ScimGroupService:
 
     def search(self, query: Query, *, with_members: bool = True) -> Page:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
-        condition = GROUP_FILTERS.translate(query.filter) if query.filter else true()
-        base = select(Group).where(Group.account_id == self.account_id, condition)
-        offset, limit = page_bounds(query)
-        total = self.session.scalar(select(func.count()).select_from(base.with_only_columns(Group.id).subquery()))
-        groups: Sequence[Group] = []
-        if limit:
-            groups = self.session.scalars(self._ordered(base, query).limit(limit).offset(offset)).all()
-        return Page(total or 0, offset + 1, self._resources(groups, with_members=with_members))
+        total, rows = GROUP_SEARCH.search(self.session, self.account_id, query)
+        return Page(total, page_bounds(query)[0] + 1, self._resources(rows, with_members=with_members))
 
     def read(self, group_id: str, *, with_members: bool = True) -> GroupResource:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
@@ -210,11 +206,6 @@ class ScimGroupService:
         if group is None or group.account_id != self.account_id:
             raise NotFound(Reason.SCIM_RESOURCE_NOT_FOUND, f"Group {group_id} not found.")
         return group
-
-    def _ordered(self, query: Select[Any], wanted: Query) -> Select[Any]:
-        if not wanted.sort_by:
-            return query.order_by(Group.id)
-        return query.order_by(GROUP_FILTERS.order_by(wanted.sort_by, descending=wanted.descending), Group.id)
 
     def _resources(self, groups: Sequence[Group], *, with_members: bool = True) -> list[GroupResource]:
         members: dict[int, list[int]] = {group.id: [] for group in groups}

@@ -13,13 +13,12 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any, Final
 
 from scim2_models import Email as ScimEmail
 from scim2_models import EnterpriseUser, GroupMembership, Meta, Name, PatchOp
 from scim2_models.exceptions import SCIMException
-from sqlalchemy import ColumnElement, Select, delete, exists, func, select, true, update
+from sqlalchemy import ColumnElement, bindparam, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from postwarden import audit
@@ -33,10 +32,10 @@ from postwarden.identity import Actor
 from postwarden.policy import Permission, Role, require
 from postwarden.runtime import Runtime
 from postwarden.scim.filters import Column, FilterTranslator, Kind, Values, parse_id
+from postwarden.scim.listing import Page, Query, Searcher, page_bounds
 from postwarden.scim.schemas import (
     ENTERPRISE_SCHEMA_ID,
     GROUP_ID_PREFIX,
-    MAX_RESULTS,
     TOLERANT,
     USER_SCHEMA_ID,
     UserResource,
@@ -133,6 +132,24 @@ USER_FILTERS: Final = FilterTranslator(
 )
 
 
+# What a page of users shows beside their own row, read once for the whole page; built once.
+_EMAILS_OF: Final = (
+    select(MemberEmail.membership_id, MemberEmail.value, MemberEmail.type, MemberEmail.primary)
+    .where(MemberEmail.membership_id.in_(bindparam("ids", expanding=True)))
+    .order_by(MemberEmail.id)
+)
+_GROUPS_OF: Final = (
+    select(GroupMember.membership_id, Group.id, Group.display_name)
+    .join(Group, Group.id == GroupMember.group_id)
+    .where(GroupMember.membership_id.in_(bindparam("ids", expanding=True)))
+    .order_by(Group.id)
+)
+#: Plain rows, not ORM objects: a list only reads.
+USER_SEARCH: Final = Searcher(
+    USER_FILTERS, lambda: select(*Membership.__table__.columns), Membership.account_id, Membership.id
+)
+
+
 def etag(version: int) -> str:
     return f'W/"{version}"'
 
@@ -148,30 +165,6 @@ def check_version(current: int, if_match: str | None) -> None:
         Reason.SCIM_VERSION_MISMATCH,
         f"The resource changed: its version is {etag(current)}, not {if_match}. Read it again.",
     )
-
-
-@dataclass(frozen=True)
-class Query:
-    """A list or search (RFC 7644 §3.4.2)."""
-
-    filter: str | None = None
-    sort_by: str | None = None
-    descending: bool = False
-    start_index: int = 1
-    count: int = MAX_RESULTS
-
-
-@dataclass(frozen=True)
-class Page:
-    total: int
-    start_index: int
-    resources: list[Any]
-
-
-def page_bounds(query: Query) -> tuple[int, int]:
-    """(offset, limit): ``startIndex`` below 1 is 1, ``count`` below 0 is 0, and above the
-    maximum is the maximum (RFC 7644 §3.4.2.4)."""
-    return max(query.start_index, 1) - 1, min(max(query.count, 0), MAX_RESULTS)
 
 
 def login_address(resource: UserResource) -> str | None:
@@ -217,24 +210,13 @@ class ScimUserService:
 
     def search(self, query: Query) -> Page:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
-        condition = USER_FILTERS.translate(query.filter) if query.filter else true()
-        base = (
-            select(Membership, User)
-            .join(User, User.id == Membership.user_id)
-            .where(Membership.account_id == self.account_id, condition)
-        )
-        offset, limit = page_bounds(query)
-        total = self.session.scalar(select(func.count()).select_from(base.with_only_columns(Membership.id).subquery()))
-        rows: Sequence[Any] = []
-        if limit:
-            ordered = self._ordered(base, query)
-            rows = self.session.execute(ordered.limit(limit).offset(offset)).all()
-        return Page(total or 0, offset + 1, self._resources([(m, u) for m, u in rows]))
+        total, rows = USER_SEARCH.search(self.session, self.account_id, query)
+        return Page(total, page_bounds(query)[0] + 1, self._resources(rows))
 
     def read(self, user_id: str) -> UserResource:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
-        member, user = self._member(user_id)
-        return self._resources([(member, user)])[0]
+        member, _user = self._member(user_id)
+        return self._resources([member])[0]
 
     # changing
 
@@ -304,7 +286,7 @@ class ScimUserService:
                 **{name: {"before": None, "after": value} for name, value in after.items() if value is not None},
             },
         )
-        return self._resources([(member, user)])[0]
+        return self._resources([member])[0]
 
     def replace(self, user_id: str, resource: UserResource, *, if_match: str | None = None) -> UserResource:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
@@ -312,20 +294,20 @@ class ScimUserService:
         member, user = self._member(user_id)
         check_version(member.version, if_match)
         self._write(member, user, resource)
-        return self._resources([(member, user)])[0]
+        return self._resources([member])[0]
 
     def patch(self, user_id: str, patch: PatchOp[Any], *, if_match: str | None = None) -> UserResource:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         lock_account(self.session, self.account_id)
         member, user = self._member(user_id)
         check_version(member.version, if_match)
-        resource = self._resources([(member, user)])[0]
+        resource = self._resources([member])[0]
         try:
             patch.patch(resource, scim_policy=TOLERANT)
         except SCIMException as exc:
             raise scim_error(exc) from exc
         self._write(member, user, resource)
-        return self._resources([(member, user)])[0]
+        return self._resources([member])[0]
 
     def delete(self, user_id: str, *, if_match: str | None = None) -> None:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
@@ -454,11 +436,6 @@ class ScimUserService:
             raise NotFound(Reason.SCIM_RESOURCE_NOT_FOUND, f"User {user_id} not found.")
         return row[0], row[1]
 
-    def _ordered(self, query: Select[Any], wanted: Query) -> Select[Any]:
-        if not wanted.sort_by:
-            return query.order_by(Membership.id)
-        return query.order_by(USER_FILTERS.order_by(wanted.sort_by, descending=wanted.descending), Membership.id)
-
     def _email_rows_of(self, membership_id: int) -> list[MemberEmail]:
         return list(
             self.session.scalars(
@@ -466,37 +443,33 @@ class ScimUserService:
             )
         )
 
-    def _resources(self, rows: Sequence[tuple[Membership, User]]) -> list[UserResource]:
-        """The page's members as SCIM Users, their emails and groups loaded in one query each."""
-        ids = [member.id for member, _ in rows]
-        emails: dict[int, list[MemberEmail]] = {member_id: [] for member_id in ids}
-        groups: dict[int, list[tuple[int, str]]] = {member_id: [] for member_id in ids}
-        if ids:
-            for email in self.session.scalars(
-                select(MemberEmail).where(MemberEmail.membership_id.in_(ids)).order_by(MemberEmail.id)
-            ):
-                emails[email.membership_id].append(email)
-            for membership_id, group_id, name in self.session.execute(
-                select(GroupMember.membership_id, Group.id, Group.display_name)
-                .join(Group, Group.id == GroupMember.group_id)
-                .where(GroupMember.membership_id.in_(ids))
-                .order_by(Group.id)
-            ):
+    def _resources(self, members: Sequence[Any]) -> list[UserResource]:
+        """The members (``Membership`` objects or rows of its columns) as SCIM Users, with
+        their emails and groups read in one query for the whole page."""
+        self.session.flush()  # what this request changed, read back below on the connection
+        emails: dict[int, list[tuple[str, str | None, bool | None]]] = {member.id: [] for member in members}
+        groups: dict[int, list[tuple[int, str]]] = {member.id: [] for member in members}
+        if members:
+            ids = {"ids": list(emails)}
+            connection = self.session.connection()
+            for membership_id, value, kind, primary in connection.execute(_EMAILS_OF, ids):
+                emails[membership_id].append((value, kind, primary))
+            for membership_id, group_id, name in connection.execute(_GROUPS_OF, ids):
                 groups[membership_id].append((group_id, name))
-        return [self._resource(member, user, emails[member.id], groups[member.id]) for member, user in rows]
+        return [self._resource(member, emails[member.id], groups[member.id]) for member in members]
 
     def _resource(
-        self, member: Membership, user: User, emails: list[MemberEmail], groups: list[tuple[int, str]]
+        self, member: Any, emails: list[tuple[str, str | None, bool | None]], groups: list[tuple[int, str]]
     ) -> UserResource:
         name_parts = {field: getattr(member, column) for column, field in _NAME_PARTS}
         resource = UserResource(
-            id=str(user.id),
+            id=str(member.user_id),
             external_id=member.external_id,
             user_name=member.user_name,
             name=Name(**name_parts) if any(v is not None for v in name_parts.values()) else None,
             display_name=member.display_name,
             active=member.suspended_at is None,
-            emails=[ScimEmail(value=e.value, type=e.type, primary=e.primary) for e in emails] or None,
+            emails=[ScimEmail(value=value, type=kind, primary=primary) for value, kind, primary in emails] or None,
             groups=[
                 GroupMembership(
                     value=f"{GROUP_ID_PREFIX}{group_id}",
@@ -511,7 +484,7 @@ class ScimUserService:
                 resource_type="User",
                 created=member.created_at,
                 last_modified=member.updated_at,
-                location=f"{self.base_url}/Users/{user.id}",
+                location=f"{self.base_url}/Users/{member.user_id}",
                 version=etag(member.version),
             ),
         )

@@ -8,6 +8,7 @@ conventions: ``application/scim+json``, SCIM error bodies with a string ``status
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any, Final, TypeVar
@@ -44,6 +45,7 @@ from postwarden.errors import (
 from postwarden.identity import Actor
 from postwarden.runtime import Runtime
 from postwarden.scim.groups import ScimGroupService
+from postwarden.scim.listing import Page, Query, page_bounds
 from postwarden.scim.schemas import (
     MAX_RESULTS,
     RESOURCE_TYPES,
@@ -53,11 +55,12 @@ from postwarden.scim.schemas import (
     located,
     service_provider_config,
 )
-from postwarden.scim.users import Page, Query, ScimUserService, page_bounds, scim_reason
+from postwarden.scim.users import ScimUserService, scim_reason
 from postwarden.surfaces.auth import Authenticator
 from postwarden.surfaces.http import dump_json
 from postwarden.surfaces.routing import run_in_session
 
+logger = logging.getLogger("postwarden")
 MEDIA_TYPE: Final = "application/scim+json"
 ANY_RESOURCE: Final[Any] = UserResource | GroupResource
 Result = TypeVar("Result")
@@ -399,6 +402,11 @@ def scim_app(runtime: Runtime, auth: Authenticator) -> Starlette:
         assert isinstance(exc, SCIMException)
         return error_response(exc.status, str(exc) or type(exc).__name__, exc.scim_type or None)
 
+    async def on_unexpected_error(request: Request, exc: Exception) -> Response:
+        request_id = request.scope.get("state", {}).get("request_id", "")
+        logger.exception("unexpected error", extra={"request_id": request_id})
+        return error_response(500, f"An unexpected error occurred. Error ID: {request_id}.")
+
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 405:
@@ -411,5 +419,6 @@ def scim_app(runtime: Runtime, auth: Authenticator) -> Starlette:
             PostwardenError: on_domain_error,
             SCIMException: on_scim_error,
             HTTPException: on_http_error,
+            Exception: on_unexpected_error,
         },
     )
