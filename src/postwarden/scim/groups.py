@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
+from scim2_models import Context, PatchOp
 from scim2_models import Group as GroupResource
-from scim2_models import GroupMember as ScimGroupMember
-from scim2_models import Meta, PatchOp
 from scim2_models.exceptions import SCIMException
 from sqlalchemy import ColumnElement, delete, exists, select, update
 from sqlalchemy.orm import Session
@@ -25,7 +24,7 @@ from postwarden.runtime import Runtime
 from postwarden.scim.filters import Column, FilterTranslator, Kind, Values, parse_id
 from postwarden.scim.listing import Page, Query, Searcher, page_bounds
 from postwarden.scim.schemas import GROUP_ID_PREFIX, GROUP_SCHEMA_ID, TOLERANT
-from postwarden.scim.users import check_version, etag, scim_error
+from postwarden.scim.users import Wire, check_version, meta, scim_error, without_empty
 from postwarden.users.models import Membership
 from postwarden.users.service import lock_account
 
@@ -65,11 +64,11 @@ class ScimGroupService:
         total, rows = GROUP_SEARCH.search(self.session, self.account_id, query)
         return Page(total, page_bounds(query)[0] + 1, self._resources(rows, with_members=with_members))
 
-    def read(self, group_id: str, *, with_members: bool = True) -> GroupResource:
+    def read(self, group_id: str, *, with_members: bool = True) -> Wire:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         return self._resources([self._group(group_id)], with_members=with_members)[0]
 
-    def create(self, resource: GroupResource) -> GroupResource:
+    def create(self, resource: GroupResource) -> Wire:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         lock_account(self.session, self.account_id)
         name = _display_name(resource)
@@ -96,7 +95,7 @@ class ScimGroupService:
         )
         return self._resources([group])[0]
 
-    def replace(self, group_id: str, resource: GroupResource, *, if_match: str | None = None) -> GroupResource:
+    def replace(self, group_id: str, resource: GroupResource, *, if_match: str | None = None) -> Wire:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         lock_account(self.session, self.account_id)
         group = self._group(group_id)
@@ -104,12 +103,12 @@ class ScimGroupService:
         self._write(group, resource)
         return self._resources([group])[0]
 
-    def patch(self, group_id: str, patch: PatchOp[Any], *, if_match: str | None = None) -> GroupResource:
+    def patch(self, group_id: str, patch: PatchOp[Any], *, if_match: str | None = None) -> Wire:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         lock_account(self.session, self.account_id)
         group = self._group(group_id)
         check_version(group.version, if_match)
-        resource = self._resources([group])[0]
+        resource = GroupResource.model_validate(self._resources([group])[0], scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
         try:
             patch.patch(resource, scim_policy=TOLERANT)
         except SCIMException as exc:
@@ -207,7 +206,7 @@ class ScimGroupService:
             raise NotFound(Reason.SCIM_RESOURCE_NOT_FOUND, f"Group {group_id} not found.")
         return group
 
-    def _resources(self, groups: Sequence[Group], *, with_members: bool = True) -> list[GroupResource]:
+    def _resources(self, groups: Sequence[Any], *, with_members: bool = True) -> list[Wire]:
         members: dict[int, list[int]] = {group.id: [] for group in groups}
         if groups and with_members:
             for group_id, user_id in self.session.execute(
@@ -218,22 +217,18 @@ class ScimGroupService:
             ):
                 members[group_id].append(user_id)
         return [
-            GroupResource(
-                id=scim_group_id(group.id),
-                external_id=group.external_id,
-                display_name=group.display_name,
-                members=[
-                    ScimGroupMember(value=str(user_id), ref=f"{self.base_url}/Users/{user_id}", type="User")
-                    for user_id in members[group.id]
-                ]
-                or None,
-                meta=Meta(
-                    resource_type="Group",
-                    created=group.created_at,
-                    last_modified=group.updated_at,
-                    location=f"{self.base_url}/Groups/{scim_group_id(group.id)}",
-                    version=etag(group.version),
-                ),
+            without_empty(
+                {
+                    "schemas": [GROUP_SCHEMA_ID],
+                    "id": scim_group_id(group.id),
+                    "externalId": group.external_id,
+                    "displayName": group.display_name,
+                    "members": [
+                        {"value": str(user_id), "$ref": f"{self.base_url}/Users/{user_id}", "type": "User"}
+                        for user_id in members[group.id]
+                    ],
+                    "meta": meta("Group", group, f"{self.base_url}/Groups/{scim_group_id(group.id)}"),
+                }
             )
             for group in groups
         ]

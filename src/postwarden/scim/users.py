@@ -13,10 +13,10 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
 
-from scim2_models import Email as ScimEmail
-from scim2_models import EnterpriseUser, GroupMembership, Meta, Name, PatchOp
+from scim2_models import Context, EnterpriseUser, Name, PatchOp
 from scim2_models.exceptions import SCIMException
 from sqlalchemy import ColumnElement, bindparam, delete, exists, func, select, update
 from sqlalchemy.orm import Session
@@ -67,14 +67,22 @@ PROFILE: Final[tuple[tuple[str, str], ...]] = (
     ("division", "division"),
     ("department", "department"),
 )
-_ENTERPRISE: Final = ("employee_number", "cost_center", "organization", "division", "department")
+#: (column, the scim2-models field, the attribute on the wire) of each part of ``name``
 _NAME_PARTS: Final = (
-    ("formatted_name", "formatted"),
-    ("family_name", "family_name"),
-    ("given_name", "given_name"),
-    ("middle_name", "middle_name"),
-    ("honorific_prefix", "honorific_prefix"),
-    ("honorific_suffix", "honorific_suffix"),
+    ("formatted_name", "formatted", "formatted"),
+    ("family_name", "family_name", "familyName"),
+    ("given_name", "given_name", "givenName"),
+    ("middle_name", "middle_name", "middleName"),
+    ("honorific_prefix", "honorific_prefix", "honorificPrefix"),
+    ("honorific_suffix", "honorific_suffix", "honorificSuffix"),
+)
+_NAME_ATTRIBUTES: Final = tuple((column, attribute) for column, _field, attribute in _NAME_PARTS)
+_ENTERPRISE_ATTRIBUTES: Final = (
+    ("employee_number", "employeeNumber"),
+    ("cost_center", "costCenter"),
+    ("organization", "organization"),
+    ("division", "division"),
+    ("department", "department"),
 )
 
 
@@ -150,6 +158,40 @@ USER_SEARCH: Final = Searcher(
 )
 
 
+#: A resource as SCIM sends it: the JSON object of RFC 7643, rendered once by its service.
+Wire = dict[str, Any]
+
+
+def meta(resource_type: str, row: Any, location: str) -> Wire:
+    return {
+        "resourceType": resource_type,
+        "created": timestamp(row.created_at),
+        "lastModified": timestamp(row.updated_at),
+        "location": location,
+        "version": etag(row.version),
+    }
+
+
+def timestamp(moment: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, as SCIM clients expect it."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def without_empty(resource: Wire) -> Wire:
+    """Attributes without a value are not sent (RFC 7643 §2.5): nulls, empty lists and
+    complex attributes whose sub-attributes are all null."""
+    kept: Wire = {}
+    for name, given in resource.items():
+        value = given
+        if isinstance(given, dict):
+            value = without_empty(given)
+        elif isinstance(given, list):
+            value = [without_empty(item) if isinstance(item, dict) else item for item in given]
+        if value is not None and value not in ([], {}):
+            kept[name] = value
+    return kept
+
+
 def etag(version: int) -> str:
     return f'W/"{version}"'
 
@@ -213,14 +255,14 @@ class ScimUserService:
         total, rows = USER_SEARCH.search(self.session, self.account_id, query)
         return Page(total, page_bounds(query)[0] + 1, self._resources(rows))
 
-    def read(self, user_id: str) -> UserResource:
+    def read(self, user_id: str) -> Wire:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         member, _user = self._member(user_id)
         return self._resources([member])[0]
 
     # changing
 
-    def create(self, resource: UserResource) -> UserResource:
+    def create(self, resource: UserResource) -> Wire:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         lock_account(self.session, self.account_id)
         user_name = _user_name(resource)
@@ -288,7 +330,7 @@ class ScimUserService:
         )
         return self._resources([member])[0]
 
-    def replace(self, user_id: str, resource: UserResource, *, if_match: str | None = None) -> UserResource:
+    def replace(self, user_id: str, resource: UserResource, *, if_match: str | None = None) -> Wire:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         lock_account(self.session, self.account_id)
         member, user = self._member(user_id)
@@ -296,12 +338,12 @@ class ScimUserService:
         self._write(member, user, resource)
         return self._resources([member])[0]
 
-    def patch(self, user_id: str, patch: PatchOp[Any], *, if_match: str | None = None) -> UserResource:
+    def patch(self, user_id: str, patch: PatchOp[Any], *, if_match: str | None = None) -> Wire:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         lock_account(self.session, self.account_id)
         member, user = self._member(user_id)
         check_version(member.version, if_match)
-        resource = self._resources([member])[0]
+        resource = UserResource.model_validate(self._resources([member])[0], scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
         try:
             patch.patch(resource, scim_policy=TOLERANT)
         except SCIMException as exc:
@@ -443,7 +485,7 @@ class ScimUserService:
             )
         )
 
-    def _resources(self, members: Sequence[Any]) -> list[UserResource]:
+    def _resources(self, members: Sequence[Any]) -> list[Wire]:
         """The members (``Membership`` objects or rows of its columns) as SCIM Users, with
         their emails and groups read in one query for the whole page."""
         self.session.flush()  # what this request changed, read back below on the connection
@@ -460,38 +502,32 @@ class ScimUserService:
 
     def _resource(
         self, member: Any, emails: list[tuple[str, str | None, bool | None]], groups: list[tuple[int, str]]
-    ) -> UserResource:
-        name_parts = {field: getattr(member, column) for column, field in _NAME_PARTS}
-        resource = UserResource(
-            id=str(member.user_id),
-            external_id=member.external_id,
-            user_name=member.user_name,
-            name=Name(**name_parts) if any(v is not None for v in name_parts.values()) else None,
-            display_name=member.display_name,
-            active=member.suspended_at is None,
-            emails=[ScimEmail(value=value, type=kind, primary=primary) for value, kind, primary in emails] or None,
-            groups=[
-                GroupMembership(
-                    value=f"{GROUP_ID_PREFIX}{group_id}",
-                    ref=f"{self.base_url}/Groups/{GROUP_ID_PREFIX}{group_id}",
-                    display=name,
-                    type="direct",
-                )
+    ) -> Wire:
+        resource: Wire = {
+            "schemas": [USER_SCHEMA_ID],
+            "id": str(member.user_id),
+            "externalId": member.external_id,
+            "userName": member.user_name,
+            "name": {attribute: getattr(member, column) for column, attribute in _NAME_ATTRIBUTES},
+            "displayName": member.display_name,
+            "active": member.suspended_at is None,
+            "emails": [{"value": value, "type": kind, "primary": primary} for value, kind, primary in emails],
+            "groups": [
+                {
+                    "value": f"{GROUP_ID_PREFIX}{group_id}",
+                    "$ref": f"{self.base_url}/Groups/{GROUP_ID_PREFIX}{group_id}",
+                    "display": name,
+                    "type": "direct",
+                }
                 for group_id, name in groups
-            ]
-            or None,
-            meta=Meta(
-                resource_type="User",
-                created=member.created_at,
-                last_modified=member.updated_at,
-                location=f"{self.base_url}/Users/{member.user_id}",
-                version=etag(member.version),
-            ),
-        )
-        enterprise = {column: getattr(member, column) for column in _ENTERPRISE}
+            ],
+            "meta": meta("User", member, f"{self.base_url}/Users/{member.user_id}"),
+        }
+        enterprise = {attribute: getattr(member, column) for column, attribute in _ENTERPRISE_ATTRIBUTES}
         if any(value is not None for value in enterprise.values()):
-            resource[EnterpriseUser] = EnterpriseUser(**enterprise)
-        return resource
+            resource["schemas"].append(ENTERPRISE_SCHEMA_ID)
+            resource[ENTERPRISE_SCHEMA_ID] = enterprise
+        return without_empty(resource)
 
     def _record(self, action: AuditAction, user: User, member: Membership, changes: dict[str, Any]) -> None:
         audit.record(
@@ -525,8 +561,8 @@ def _profile(resource: UserResource) -> dict[str, str | None]:
     values: dict[str, Any] = {
         "external_id": resource.external_id,
         "display_name": resource.display_name,
-        **{column: getattr(name, field) for column, field in _NAME_PARTS},
-        **{column: getattr(enterprise, column, None) if enterprise else None for column in _ENTERPRISE},
+        **{column: getattr(name, field) for column, field, _attribute in _NAME_PARTS},
+        **{column: getattr(enterprise, column, None) for column, _attribute in _ENTERPRISE_ATTRIBUTES},
     }
     for column, attribute in PROFILE:
         value = values[column]

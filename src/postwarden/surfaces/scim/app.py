@@ -47,6 +47,7 @@ from postwarden.runtime import Runtime
 from postwarden.scim.groups import ScimGroupService
 from postwarden.scim.listing import Page, Query, page_bounds
 from postwarden.scim.schemas import (
+    GROUP_SCHEMA_ID,
     MAX_RESULTS,
     RESOURCE_TYPES,
     SCHEMAS,
@@ -55,7 +56,7 @@ from postwarden.scim.schemas import (
     located,
     service_provider_config,
 )
-from postwarden.scim.users import ScimUserService, scim_reason
+from postwarden.scim.users import ScimUserService, Wire, scim_reason
 from postwarden.surfaces.auth import Authenticator
 from postwarden.surfaces.http import dump_json
 from postwarden.surfaces.routing import run_in_session
@@ -63,6 +64,7 @@ from postwarden.surfaces.routing import run_in_session
 logger = logging.getLogger("postwarden")
 MEDIA_TYPE: Final = "application/scim+json"
 ANY_RESOURCE: Final[Any] = UserResource | GroupResource
+LIST_RESPONSE_SCHEMA: Final = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 Result = TypeVar("Result")
 
 #: scimType and HTTP status of each domain reason that SCIM names (RFC 7644 §3.12).
@@ -188,7 +190,6 @@ class Resources:
         self.service_class = service
         # The scim2-models messages, each parametrised with this resource type.
         self.response_parameters: Any = ResponseParameters[model]
-        self.list_response: Any = ListResponse[model]
         self.search_request: Any = SearchRequest[model]
         self.patch_op: Any = PatchOp[model]
 
@@ -201,16 +202,13 @@ class Resources:
             self.runtime, lambda session: work(self.service(session, request, actor)), write=write
         )
 
-    def parameters(self, attributes: Any, excluded: Any) -> ResponseParameters[Any]:
-        values = {"attributes": attributes, "excludedAttributes": excluded}
-        parameters: ResponseParameters[Any] = _validated(
-            self.response_parameters, {k: v for k, v in values.items() if v is not None}, Context.DEFAULT
-        )
-        return parameters
+    def parameters(self, attributes: Any, excluded: Any) -> ResponseParameters[Any] | None:
+        """``attributes`` and ``excludedAttributes``; None when neither was given."""
+        return _response_parameters(self.response_parameters, attributes, excluded)
 
-    def reading(self, parameters: ResponseParameters[Any]) -> dict[str, bool]:
+    def reading(self, parameters: ResponseParameters[Any] | None) -> dict[str, bool]:
         """Entra reads groups with ``excludedAttributes=members``: then members are not loaded."""
-        if self.service_class is not ScimGroupService:
+        if self.service_class is not ScimGroupService or parameters is None:
             return {}
         excluded = [str(path).lower() for path in parameters.excluded_attributes or []]
         return {"with_members": not any(path.endswith("members") for path in excluded)}
@@ -226,16 +224,10 @@ class Resources:
         parameters = self.parameters(search.attributes, search.excluded_attributes)
         return await self._search(request, _search_query(search), parameters)
 
-    async def _search(self, request: Request, query: Query, parameters: ResponseParameters[Any]) -> Response:
+    async def _search(self, request: Request, query: Query, parameters: ResponseParameters[Any] | None) -> Response:
         options = self.reading(parameters)
         page: Page = await self.run(request, lambda service: service.search(query, **options), write=False)
-        listing = self.list_response(
-            total_results=page.total,
-            start_index=page.start_index,
-            items_per_page=len(page.resources),
-            resources=page.resources,
-        )
-        return scim_response(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=parameters))
+        return scim_response(_listing(page, parameters))
 
     async def create(self, request: Request) -> Response:
         resource = _validated(self.model, await _json(request), Context.RESOURCE_CREATION_REQUEST)
@@ -249,8 +241,9 @@ class Resources:
         options = self.reading(parameters)
         resource = await self.run(request, lambda service: service.read(resource_id, **options), write=False)
         if_none_match = request.headers.get("if-none-match")
-        if if_none_match and resource.meta.version in {tag.strip() for tag in if_none_match.split(",")}:
-            return Response(status_code=304, headers={"ETag": resource.meta.version})
+        version = resource["meta"]["version"]
+        if if_none_match and version in {tag.strip() for tag in if_none_match.split(",")}:
+            return Response(status_code=304, headers={"ETag": version})
         return self._one(resource, Context.RESOURCE_QUERY_RESPONSE, parameters=parameters)
 
     async def replace(self, request: Request) -> Response:
@@ -279,18 +272,48 @@ class Resources:
 
     def _one(
         self,
-        resource: Any,
+        resource: Wire,
         context: Context,
         *,
         status: int = 200,
         location: bool = False,
         parameters: ResponseParameters[Any] | None = None,
     ) -> Response:
-        headers = {"ETag": resource.meta.version, "Content-Location": resource.meta.location}
+        where = resource["meta"]["location"]
+        headers = {"ETag": resource["meta"]["version"], "Content-Location": where}
         if location:
-            headers["Location"] = resource.meta.location
-        body = resource.model_dump(scim_ctx=context, response_parameters=parameters)
-        return scim_response(body, status, headers)
+            headers["Location"] = where
+        return scim_response(_projected(resource, parameters, context), status, headers)
+
+
+def _response_parameters(model: Any, attributes: Any, excluded: Any) -> ResponseParameters[Any] | None:
+    if attributes is None and excluded is None:
+        return None
+    values = {"attributes": attributes, "excludedAttributes": excluded}
+    parameters: ResponseParameters[Any] = _validated(
+        model, {k: v for k, v in values.items() if v is not None}, Context.DEFAULT
+    )
+    return parameters
+
+
+def _projected(resource: Wire, parameters: ResponseParameters[Any] | None, context: Context) -> Wire:
+    """The resource as sent, or only the attributes asked for (scim2-models projects them)."""
+    if parameters is None:
+        return resource
+    model = GroupResource if resource["schemas"][0] == GROUP_SCHEMA_ID else UserResource
+    parsed = model.model_validate(resource, scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+    projected: Wire = parsed.model_dump(scim_ctx=context, response_parameters=parameters)
+    return projected
+
+
+def _listing(page: Page, parameters: ResponseParameters[Any] | None) -> Wire:
+    return {
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": page.total,
+        "startIndex": page.start_index,
+        "itemsPerPage": len(page.resources),
+        "Resources": [_projected(resource, parameters, Context.SEARCH_RESPONSE) for resource in page.resources],
+    }
 
 
 def scim_app(runtime: Runtime, auth: Authenticator) -> Starlette:
@@ -363,17 +386,10 @@ def scim_app(runtime: Runtime, auth: Authenticator) -> Starlette:
             return Page(sum(totals), max(query.start_index, 1), found)
 
         page = await run_in_session(runtime, work, write=False)
-        values = {"attributes": search.attributes, "excludedAttributes": search.excluded_attributes}
-        parameters = _validated(
-            ResponseParameters[ANY_RESOURCE], {k: v for k, v in values.items() if v is not None}, Context.DEFAULT
+        parameters = _response_parameters(
+            ResponseParameters[ANY_RESOURCE], search.attributes, search.excluded_attributes
         )
-        listing = ListResponse[ANY_RESOURCE](
-            total_results=page.total,
-            start_index=page.start_index,
-            items_per_page=len(page.resources),
-            resources=page.resources,
-        )
-        return scim_response(listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=parameters))
+        return scim_response(_listing(page, parameters))
 
     routes = [
         Route("/ServiceProviderConfig", discovery(config), methods=["GET"]),
