@@ -232,7 +232,7 @@ def create_app(
     hot_reads = HotReads(app, runtime, {route.path: route for route in postmark_routes})
     lenient = LenientPostmarkRequests(hot_reads, [route.path for route in postmark_routes])
     # SCIM has its own conventions and application: its requests skip the Postmark layers.
-    scim = Mounted("/scim/v2", scim_app(runtime, auth), otherwise=lenient)
+    scim = Mounted(lenient, "/scim/v2", scim_app(runtime, auth))
     return RequestMiddleware(
         scim,
         limiter=limiter,

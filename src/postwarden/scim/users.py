@@ -51,22 +51,6 @@ _EMAIL_RE: Final = re.compile(EMAIL_PATTERN)
 TEXT_MAX_LENGTH: Final = 255
 USER_NAME_MAX_LENGTH: Final = 320
 
-#: Member columns written from the SCIM representation: (column, where it lives in the resource).
-PROFILE: Final[tuple[tuple[str, str], ...]] = (
-    ("external_id", "externalId"),
-    ("display_name", "displayName"),
-    ("formatted_name", "name.formatted"),
-    ("family_name", "name.familyName"),
-    ("given_name", "name.givenName"),
-    ("middle_name", "name.middleName"),
-    ("honorific_prefix", "name.honorificPrefix"),
-    ("honorific_suffix", "name.honorificSuffix"),
-    ("employee_number", "employeeNumber"),
-    ("cost_center", "costCenter"),
-    ("organization", "organization"),
-    ("division", "division"),
-    ("department", "department"),
-)
 #: (column, the scim2-models field, the attribute on the wire) of each part of ``name``
 _NAME_PARTS: Final = (
     ("formatted_name", "formatted", "formatted"),
@@ -77,12 +61,20 @@ _NAME_PARTS: Final = (
     ("honorific_suffix", "honorific_suffix", "honorificSuffix"),
 )
 _NAME_ATTRIBUTES: Final = tuple((column, attribute) for column, _field, attribute in _NAME_PARTS)
+#: (column and scim2-models field, the attribute on the wire) of the enterprise extension
 _ENTERPRISE_ATTRIBUTES: Final = (
     ("employee_number", "employeeNumber"),
     ("cost_center", "costCenter"),
     ("organization", "organization"),
     ("division", "division"),
     ("department", "department"),
+)
+#: Member columns written from the SCIM representation: (column, where it lives in the resource).
+PROFILE: Final[tuple[tuple[str, str], ...]] = (
+    ("external_id", "externalId"),
+    ("display_name", "displayName"),
+    *((column, f"name.{attribute}") for column, attribute in _NAME_ATTRIBUTES),
+    *_ENTERPRISE_ATTRIBUTES,
 )
 
 
@@ -266,6 +258,8 @@ class ScimUserService:
         require(self.actor, Permission.SCIM_PROVISION, account_id=self.account_id)
         lock_account(self.session, self.account_id)
         user_name = _user_name(resource)
+        after = _profile(resource)
+        emails = _email_rows(resource)
         self._check_user_name_free(user_name, None)
         address = login_address(resource)
         user = self.session.scalar(select(User).where(User.email == address)) if address else None
@@ -300,7 +294,6 @@ class ScimUserService:
             user_name_key=user_name.lower(),
             suspended_at=None if resource.active is not False else utcnow(),
         )
-        after = _profile(resource)
         for column, value in after.items():
             setattr(member, column, value)
         self.session.add(member)
@@ -308,7 +301,6 @@ class ScimUserService:
             update(Account).where(Account.id == self.account_id).values(member_count=Account.member_count + 1)
         )
         self.session.flush()  # assigns member.id for the email rows
-        emails = _email_rows(resource)
         for row in emails:
             row.membership_id = member.id
             self.session.add(row)

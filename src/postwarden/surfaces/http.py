@@ -122,22 +122,22 @@ class Metrics:
 
 
 class Mounted:
-    """Sends the requests under ``prefix`` to ``app``, as a Starlette ``Mount`` would (the
-    prefix moves into ``root_path``), and all others to ``otherwise``: one test of the path,
-    not a walk past every route of the other surfaces."""
+    """Sends the requests under ``prefix`` to ``mounted``, as a Starlette ``Mount`` would (the
+    prefix moves into ``root_path``), and all others on to ``app``: one test of the path, not
+    a walk past every route of the other surfaces."""
 
-    def __init__(self, prefix: str, app: ASGIApp, *, otherwise: ASGIApp) -> None:
-        self.prefix = prefix
+    def __init__(self, app: ASGIApp, prefix: str, mounted: ASGIApp) -> None:
         self.app = app
-        self.otherwise = otherwise
+        self.prefix = prefix
+        self.mounted = mounted
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] == "http" and (path == self.prefix or path.startswith(self.prefix + "/")):
             scope["root_path"] = scope.get("root_path", "") + self.prefix
-            await self.app(scope, receive, send)
+            await self.mounted(scope, receive, send)
             return
-        await self.otherwise(scope, receive, send)
+        await self.app(scope, receive, send)
 
 
 ErrorRenderer = Callable[[Verdict], Response]
