@@ -104,9 +104,11 @@ def test_okta_deactivation_suspends_and_reactivation_restores(
     assert find_users(client, scim, "active eq false") == {"mia@example.com"}
     assert "mia@example.com" not in find_users(client, scim, "active eq true")
     assert not any(works(client, credential) for credential in held)
-    assert not can_sign_in_and_work(client, "mia@example.com")
+    refused = client.post("/sessions", json={"Email": "mia@example.com", "Password": PASSWORD})
+    assert (refused.status_code, refused.json()["ErrorCode"]) == (401, 9027)
     # Kept in the account, shown as suspended.
-    assert client.get(f"/users/{mia}", headers=account_headers).status_code == 200
+    shown = client.get(f"/users/{mia}", headers=account_headers)
+    assert shown.status_code == 200 and shown.json()["Suspended"] is True
 
     restored = send_json(client, "PATCH", f"{USERS}/{mia}", OKTA_REACTIVATE, scim)
 
