@@ -203,7 +203,16 @@ def seed(runtime: Runtime, members: int, servers: int, password_hash: str) -> Se
         bulk_insert(
             connection,
             Membership,
-            [{"account_id": account_id, "user_id": user_ids[email], "role": "Member"} for email in emails],
+            [
+                {
+                    "account_id": account_id,
+                    "user_id": user_ids[email],
+                    "role": "Member",
+                    "user_name": email,
+                    "user_name_key": email,
+                }
+                for email in emails
+            ],
         )
         membership_ids = dict(
             connection.execute(
