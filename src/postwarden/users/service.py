@@ -19,6 +19,7 @@ from postwarden.accounts.models import Account
 from postwarden.audit import AuditAction
 from postwarden.db import on_commit, utcnow
 from postwarden.errors import Conflict, InvalidRequest, NotFound, Reason
+from postwarden.groups.models import Group, GroupMember, GroupServerAccess
 from postwarden.groups.service import group_grants, group_grants_of, touch_groups_of
 from postwarden.identity import Actor, Credential
 from postwarden.paging import check_page
@@ -575,25 +576,36 @@ def _wire(access: dict[int, str]) -> dict[str, str]:
 
 
 def _reaches_every_server() -> ColumnElement[bool]:
-    """Members whose role alone reaches every server of the account."""
+    """Members whose role, or a role one of their SCIM groups gives, reaches every server."""
     everywhere = [role.value for role, level in ROLE_SERVER_ACCESS.items() if level is not ServerAccess.NONE]
     limitable = [role.value for role in ROLES_WITH_SERVER_LIMIT]
-    return and_(
+    by_role = and_(
         Membership.role.in_(everywhere),
         or_(Membership.role.not_in(limitable), Membership.servers_limited.is_(False)),
     )
+    by_group = exists().where(
+        GroupMember.membership_id == Membership.id, Group.id == GroupMember.group_id, Group.role.in_(everywhere)
+    )
+    return or_(by_role, by_group)
 
 
 def _has_listed_access(server_ids: frozenset[int] | None) -> ColumnElement[bool]:
-    """Members granted access, one by one, to any of ``server_ids`` (None: any server)."""
-    condition = and_(
+    """Members granted access to any of ``server_ids`` (None: any server), one by one or
+    through a SCIM group."""
+    own = and_(
         ServerAccessGrant.membership_id == Membership.id,
         ServerAccessGrant.level != ServerAccess.NONE.value,
         Membership.role.in_([role.value for role in ROLES_WITH_SERVER_LIST]),
     )
+    through_group = and_(
+        GroupMember.membership_id == Membership.id,
+        GroupServerAccess.group_id == GroupMember.group_id,
+        GroupServerAccess.level != ServerAccess.NONE.value,
+    )
     if server_ids is not None:
-        condition = and_(condition, ServerAccessGrant.server_id.in_(server_ids))
-    return exists().where(condition)
+        own = and_(own, ServerAccessGrant.server_id.in_(server_ids))
+        through_group = and_(through_group, GroupServerAccess.server_id.in_(server_ids))
+    return or_(exists().where(own), exists().where(through_group))
 
 
 def _reaches(server_id: int) -> ColumnElement[bool]:

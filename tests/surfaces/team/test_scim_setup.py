@@ -8,7 +8,7 @@ from starlette.testclient import TestClient
 
 from postwarden.accounts.service import NewAccount
 from postwarden.audit import AuditEvent
-from postwarden.policy import Role
+from postwarden.policy import Role, ServerAccess
 from postwarden.runtime import Runtime
 from postwarden.tokens.models import ScimToken
 from tests.surfaces.team.helpers import add_member, create_server, owner_headers, sign_in
@@ -127,3 +127,45 @@ def test_a_mapped_group_shows_in_the_members_effective_access(
     with runtime.db.session_scope(write=False) as session:
         mappings = list(session.scalars(select(AuditEvent.action).where(AuditEvent.action == "group.access_updated")))
     assert len(mappings) == 2
+
+
+def test_access_through_a_group_counts_for_who_sees_whom_and_the_server_filter(
+    client: TestClient, runtime: Runtime, account: NewAccount
+) -> None:
+    owner = owner_headers(client, account)
+    production = create_server(client, account, "Production")
+    staging = create_server(client, account, "Staging")
+    add_member(runtime, account, "viewer@example.org", Role.MEMBER, access={production: ServerAccess.VIEW})
+    add_member(runtime, account, "staging@example.org", Role.MEMBER, access={staging: ServerAccess.VIEW})
+    token = client.post("/scim-tokens", json={"Name": "okta"}, headers=owner).json()["Token"]
+    user = client.post(
+        f"{SCIM}/Users",
+        json={"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"], "userName": "ann@example.org"},
+        headers=_scim_headers(token),
+    ).json()
+    viewer = sign_in(client, "viewer@example.org")
+
+    def seen_by_viewer() -> set[str]:
+        answer = client.get("/users?count=100&offset=0", headers=viewer)
+        assert answer.status_code == 200, answer.text
+        return {member["Email"] for member in answer.json()["Users"]}
+
+    def on_production() -> set[str]:
+        answer = client.get(f"/users?count=100&offset=0&serverid={production}", headers=owner)
+        return {member["Email"] for member in answer.json()["Users"]}
+
+    assert "ann@example.org" not in seen_by_viewer() and "ann@example.org" not in on_production()
+    group = client.post(
+        f"{SCIM}/Groups",
+        json={
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Support",
+            "members": [{"value": user["id"]}],
+        },
+        headers=_scim_headers(token),
+    ).json()
+    client.put(
+        f"/scim-groups/{group['id']}", json={"Servers": [{"ServerID": production, "Access": "ViewOnly"}]}, headers=owner
+    )
+    assert "ann@example.org" in seen_by_viewer() and "ann@example.org" in on_production()
+    assert "staging@example.org" not in seen_by_viewer()
