@@ -24,8 +24,10 @@ from starlette.testclient import TestClient
 from postwarden.accounts.service import NewAccount
 from postwarden.app import create_app
 from postwarden.cache import INVALIDATION_CHANNEL
+from postwarden.identity import Actor
 from postwarden.logs import JSONFormatter
 from postwarden.runtime import Runtime
+from postwarden.tokens.scim import ScimTokenService
 from tests.conftest import REDIS_URL, create_account, free_port, make_settings
 
 ANY_SERVERS = "/servers?count=10&offset=0"
@@ -126,6 +128,20 @@ def test_metrics_count_requests_by_route_template(client: TestClient, account_he
 
     durations = metric_samples(response.text, "postwarden_http_request_duration_seconds_count")
     assert durations[(("method", "GET"), ("route", route))] == 3
+
+
+def test_metrics_name_scim_routes_in_full(client: TestClient, runtime: Runtime, account: NewAccount) -> None:
+    with runtime.db.session_scope() as session:
+        _, token = ScimTokenService(session, Actor.system("tests"), runtime).create_token(account.account.id, "okta")
+    scim = {"Authorization": f"Bearer {token}"}
+    assert client.get("/scim/v2/Users?count=1", headers=scim).status_code == 200
+    assert client.get("/scim/v2/Users/424242", headers=scim).status_code == 404
+    assert client.get("/scim/v2/Nothing", headers=scim).status_code == 404
+
+    counts = metric_samples(client.get("/metrics").text, "postwarden_http_requests_total")
+    assert counts[(("method", "GET"), ("route", "/scim/v2/Users"), ("status", "200"))] == 1
+    assert counts[(("method", "GET"), ("route", "/scim/v2/Users/{resource_id}"), ("status", "404"))] == 1
+    assert counts[(("method", "GET"), ("route", "unmatched"), ("status", "404"))] == 1
 
 
 def test_openapi_lists_the_api(client: TestClient) -> None:

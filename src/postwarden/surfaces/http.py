@@ -135,6 +135,7 @@ class Mounted:
         path = scope.get("path", "")
         if scope["type"] == "http" and (path == self.prefix or path.startswith(self.prefix + "/")):
             scope["root_path"] = scope.get("root_path", "") + self.prefix
+            scope["mount_path"] = self.prefix  # metrics and logs name the route in full
             await self.mounted(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -224,7 +225,8 @@ class RequestMiddleware:
     ) -> None:
         elapsed = time.perf_counter() - started
         route = scope.get("route")
-        route_path = getattr(route, "path", None) or "unmatched"
+        matched = getattr(route, "path", None)
+        route_path = scope.get("mount_path", "") + matched if matched else "unmatched"
         method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
         self.metrics.observe(method, route_path, status, elapsed)
         if self.access_log is not None:
