@@ -258,7 +258,7 @@ def uniform_server_access(actor: Actor) -> ServerAccess | None:
     if actor.servers_limited or actor.group_server_access:
         return None
     role = Role(actor.role) if actor.role else Role.MEMBER
-    level = strongest(ROLE_SERVER_ACCESS[role], *(ROLE_SERVER_ACCESS[r] for r in _group_roles(actor)))
+    level = ROLE_SERVER_ACCESS[role]
     return level if level is ServerAccess.FULL or role not in ROLES_WITH_SERVER_LIST else None
 
 

@@ -12,6 +12,8 @@ from postwarden.policy import (
     ACCOUNT_TOKEN_ROLE,
     CREDENTIAL_CEILING,
     GRANTS,
+    GROUP_ROLES,
+    SCIM_TOKEN_GRANTS,
     Permission,
     Role,
     ServerAccess,
@@ -102,9 +104,48 @@ def test_server_token_reaches_only_its_own_server_and_only_server_scoped_permiss
     assert not allows(token, Permission.SERVERS_DELETE, account_id=1, server_id=7)
 
 
-def test_scim_token_reaches_nothing_yet() -> None:
-    scim = Actor(credential=Credential.SCIM_TOKEN, label="okta", via=Via.SCIM, account_id=1, role=Role.OWNER.value)
-    assert not any(allows(scim, permission, account_id=1, server_id=1) for permission in Permission)
+def test_scim_token_provisions_its_own_account_and_reaches_nothing_else() -> None:
+    scim = Actor(
+        credential=Credential.SCIM_TOKEN,
+        label="okta",
+        via=Via.SCIM,
+        account_id=1,
+        role=Role.OWNER.value,  # even a role would not widen it
+        token_grants=SCIM_TOKEN_GRANTS,
+    )
+    reached = {permission for permission in Permission if allows(scim, permission, account_id=1, server_id=1)}
+    assert reached == {Permission.SCIM_PROVISION}
+    assert not allows(scim, Permission.SCIM_PROVISION, account_id=2)
+    assert not any(allows(member(role), Permission.SCIM_PROVISION, account_id=1) for role in Role)
+    assert not allows(account_token(), Permission.SCIM_PROVISION, account_id=1)
+    assert allows(account_token(), Permission.SCIM_MANAGE, account_id=1)
+
+
+def test_scim_groups_add_their_roles_and_server_access_to_a_members_own() -> None:
+    viewer = replace(
+        person(Role.MEMBER, access={1: ServerAccess.VIEW}), group_server_access={1: "FullAccess", 2: "ViewOnly"}
+    )
+    assert server_access(viewer, 1) is ServerAccess.FULL  # the stronger of own and group
+    assert server_access(viewer, 2) is ServerAccess.VIEW
+    assert server_access(viewer, 3) is ServerAccess.NONE
+    assert visible_servers(viewer) == frozenset({1, 2})
+    assert uniform_server_access(viewer) is None
+    assert allows(viewer, Permission.WEBHOOKS_MANAGE, account_id=1, server_id=1)
+    assert not allows(viewer, Permission.WEBHOOKS_MANAGE, account_id=1, server_id=2)
+
+    billing_in_technical_group = replace(person(Role.BILLING), group_roles=frozenset({Role.TECHNICAL.value}))
+    assert server_access(billing_in_technical_group, 9) is ServerAccess.FULL
+    assert visible_servers(billing_in_technical_group) is None
+    assert uniform_server_access(billing_in_technical_group) is ServerAccess.FULL
+    assert allows(billing_in_technical_group, Permission.BILLING_MANAGE, account_id=1)  # their own role still counts
+    assert allows(billing_in_technical_group, Permission.SERVERS_CREATE, account_id=1)  # and the group's
+    assert not allows(billing_in_technical_group, Permission.USERS_MANAGE, account_id=1)
+
+    in_admin_group = replace(person(Role.MEMBER), group_roles=frozenset({Role.ADMIN.value}))
+    assert sees_every_member(in_admin_group)
+    assert allows(in_admin_group, Permission.USERS_MANAGE, account_id=1)
+    assert not allows(in_admin_group, Permission.OWNERSHIP_TRANSFER, account_id=1)
+    assert Role.OWNER not in GROUP_ROLES
 
 
 def test_operator_reaches_everything() -> None:
