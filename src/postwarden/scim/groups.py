@@ -7,9 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from scim2_models import Context, PatchOp
 from scim2_models import Group as GroupResource
-from scim2_models.exceptions import SCIMException
+from scim2_models import PatchOp
 from sqlalchemy import ColumnElement, delete, exists, select, update
 from sqlalchemy.orm import Session
 
@@ -23,8 +22,8 @@ from postwarden.policy import Permission, require
 from postwarden.runtime import Runtime
 from postwarden.scim.filters import Column, FilterTranslator, Kind, Values, parse_id
 from postwarden.scim.listing import Page, Query, Searcher, page_bounds
-from postwarden.scim.schemas import GROUP_ID_PREFIX, GROUP_SCHEMA_ID, TOLERANT
-from postwarden.scim.users import Wire, check_version, meta, scim_error, without_empty
+from postwarden.scim.schemas import GROUP_ID_PREFIX, GROUP_SCHEMA_ID
+from postwarden.scim.wire import Wire, check_version, meta, patched, without_empty
 from postwarden.users.models import Membership
 from postwarden.users.service import lock_account
 
@@ -108,12 +107,7 @@ class ScimGroupService:
         lock_account(self.session, self.account_id)
         group = self._group(group_id)
         check_version(group.version, if_match)
-        resource = GroupResource.model_validate(self._resources([group])[0], scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
-        try:
-            patch.patch(resource, scim_policy=TOLERANT)
-        except SCIMException as exc:
-            raise scim_error(exc) from exc
-        self._write(group, resource)
+        self._write(group, patched(GroupResource, self._resources([group])[0], patch))
         return self._resources([group])[0]
 
     def delete(self, group_id: str, *, if_match: str | None = None) -> None:

@@ -9,12 +9,13 @@ several times what executing a kept one does.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import dataclass
-from typing import Any, Final
+from dataclasses import dataclass, replace
+from typing import Any, Final, Protocol
 
 from sqlalchemy import Select, SQLColumnExpression, bindparam, func, select, true
 from sqlalchemy.orm import Session
 
+from postwarden.errors import InvalidRequest, Reason
 from postwarden.scim.filters import FilterTranslator
 from postwarden.scim.schemas import MAX_RESULTS
 
@@ -44,6 +45,35 @@ def page_bounds(query: Query) -> tuple[int, int]:
     """(offset, limit): ``startIndex`` below 1 is 1, ``count`` below 0 is 0, and above the
     maximum is the maximum (RFC 7644 §3.4.2.4)."""
     return max(query.start_index, 1) - 1, min(max(query.count, 0), MAX_RESULTS)
+
+
+class Searchable(Protocol):
+    def search(self, query: Query) -> Page: ...
+
+
+def search_across(services: Sequence[Searchable], query: Query) -> Page:
+    """``POST /.search`` over several resource types: the first type's matches, then the
+    next's, paged as one list. A filter naming an attribute only some types have matches
+    none of the others (RFC 7644 §3.4.2.1); one that no type knows is refused."""
+    totals: list[int] = []
+    refusals: list[InvalidRequest] = []
+    for service in services:
+        try:
+            totals.append(service.search(replace(query, count=0)).total)
+        except InvalidRequest as exc:
+            if exc.reason is not Reason.SCIM_FILTER_INVALID:
+                raise
+            refusals.append(exc)
+            totals.append(0)
+    if len(refusals) == len(services):
+        raise refusals[0]
+    offset, wanted = page_bounds(query)
+    found: list[Any] = []
+    for service, total in zip(services, totals, strict=True):
+        if offset < total and len(found) < wanted:
+            found += service.search(replace(query, start_index=offset + 1, count=wanted - len(found))).resources
+        offset = max(offset - total, 0)
+    return Page(sum(totals), max(query.start_index, 1), found)
 
 
 class Searcher:

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any, Final
 
-from scim2_models import Context, EnterpriseUser, Name, PatchOp
-from scim2_models.exceptions import SCIMException
+from scim2_models import EnterpriseUser, Name, PatchOp
 from sqlalchemy import ColumnElement, bindparam, delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
@@ -36,10 +34,10 @@ from postwarden.scim.listing import Page, Query, Searcher, page_bounds
 from postwarden.scim.schemas import (
     ENTERPRISE_SCHEMA_ID,
     GROUP_ID_PREFIX,
-    TOLERANT,
     USER_SCHEMA_ID,
     UserResource,
 )
+from postwarden.scim.wire import Wire, check_version, meta, patched, without_empty
 from postwarden.users.models import MemberEmail, Membership, User
 from postwarden.users.passwords import hash_password
 from postwarden.users.service import EMAIL_PATTERN, lock_account, revoke_credentials
@@ -150,57 +148,6 @@ USER_SEARCH: Final = Searcher(
 )
 
 
-#: A resource as SCIM sends it: the JSON object of RFC 7643, rendered once by its service.
-Wire = dict[str, Any]
-
-
-def meta(resource_type: str, row: Any, location: str) -> Wire:
-    return {
-        "resourceType": resource_type,
-        "created": timestamp(row.created_at),
-        "lastModified": timestamp(row.updated_at),
-        "location": location,
-        "version": etag(row.version),
-    }
-
-
-def timestamp(moment: datetime) -> str:
-    """RFC 3339 in UTC with a ``Z``, as SCIM clients expect it."""
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def without_empty(resource: Wire) -> Wire:
-    """Attributes without a value are not sent (RFC 7643 §2.5): nulls, empty lists and
-    complex attributes whose sub-attributes are all null."""
-    kept: Wire = {}
-    for name, given in resource.items():
-        value = given
-        if isinstance(given, dict):
-            value = without_empty(given)
-        elif isinstance(given, list):
-            value = [without_empty(item) if isinstance(item, dict) else item for item in given]
-        if value is not None and value not in ([], {}):
-            kept[name] = value
-    return kept
-
-
-def etag(version: int) -> str:
-    return f'W/"{version}"'
-
-
-def check_version(current: int, if_match: str | None) -> None:
-    """``If-Match`` (RFC 7644 §3.14): refuse with 412 unless it names the current version."""
-    if if_match is None:
-        return
-    wanted = {tag.strip() for tag in if_match.split(",")}
-    if "*" in wanted or etag(current) in wanted or f'"{current}"' in wanted:
-        return
-    raise InvalidRequest(
-        Reason.SCIM_VERSION_MISMATCH,
-        f"The resource changed: its version is {etag(current)}, not {if_match}. Read it again.",
-    )
-
-
 def login_address(resource: UserResource) -> str | None:
     """The address the member signs in with: ``userName`` if it is one, else the primary email."""
     user_name = (resource.user_name or "").strip()
@@ -209,26 +156,6 @@ def login_address(resource: UserResource) -> str | None:
     emails = [e for e in resource.emails or [] if e.value]
     emails.sort(key=lambda e: not e.primary)
     return str(emails[0].value).lower() if emails else None
-
-
-_SCIM_TYPE_REASONS: Final = {
-    "invalidPath": Reason.SCIM_PATH_INVALID,
-    "noTarget": Reason.SCIM_NO_TARGET,
-    "mutability": Reason.SCIM_MUTABILITY,
-    "invalidFilter": Reason.SCIM_FILTER_INVALID,
-    "invalidSyntax": Reason.SCIM_SYNTAX_INVALID,
-    "tooMany": Reason.SCIM_TOO_MANY,
-}
-
-
-def scim_reason(scim_type: str | None) -> Reason:
-    """The domain reason of a scimType that scim2-models gives a refusal; ``invalidValue`` else."""
-    return _SCIM_TYPE_REASONS.get(scim_type or "", Reason.SCIM_VALUE_INVALID)
-
-
-def scim_error(exc: SCIMException) -> InvalidRequest:
-    """A scim2-models refusal (a PATCH that cannot apply) as a domain error of the same kind."""
-    return InvalidRequest(scim_reason(exc.scim_type), str(exc) or type(exc).__name__)
 
 
 class ScimUserService:
@@ -335,12 +262,7 @@ class ScimUserService:
         lock_account(self.session, self.account_id)
         member, user = self._member(user_id)
         check_version(member.version, if_match)
-        resource = UserResource.model_validate(self._resources([member])[0], scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
-        try:
-            patch.patch(resource, scim_policy=TOLERANT)
-        except SCIMException as exc:
-            raise scim_error(exc) from exc
-        self._write(member, user, resource)
+        self._write(member, user, patched(UserResource, self._resources([member])[0], patch))
         return self._resources([member])[0]
 
     def delete(self, user_id: str, *, if_match: str | None = None) -> None:
@@ -381,10 +303,10 @@ class ScimUserService:
         changes = audit.changed_fields(before, after)
         if user_name != member.user_name:
             changes["user_name"] = {"before": member.user_name, "after": user_name}
-        old_emails = self._email_rows_of(member.id)
+        old_emails = [tuple(row[1:]) for row in self.session.connection().execute(_EMAILS_OF, {"ids": [member.id]})]
         new_emails = _email_rows(resource)
-        if _email_key(old_emails) != _email_key(new_emails):
-            changes["emails"] = {"before": [e.value for e in old_emails], "after": [e.value for e in new_emails]}
+        if old_emails != [(e.value, e.type, e.primary) for e in new_emails]:
+            changes["emails"] = {"before": [row[0] for row in old_emails], "after": [e.value for e in new_emails]}
         active = resource.active is not False
         was_active = member.suspended_at is None
         if not changes and active == was_active:
@@ -469,13 +391,6 @@ class ScimUserService:
         if row is None:
             raise NotFound(Reason.SCIM_RESOURCE_NOT_FOUND, f"User {user_id} not found.")
         return row[0], row[1]
-
-    def _email_rows_of(self, membership_id: int) -> list[MemberEmail]:
-        return list(
-            self.session.scalars(
-                select(MemberEmail).where(MemberEmail.membership_id == membership_id).order_by(MemberEmail.id)
-            )
-        )
 
     def _resources(self, members: Sequence[Any]) -> list[Wire]:
         """The members (``Membership`` objects or rows of its columns) as SCIM Users, with
@@ -574,7 +489,3 @@ def _email_rows(resource: UserResource) -> list[MemberEmail]:
         kind = str(email.type.value if hasattr(email.type, "value") else email.type) if email.type else None
         rows.append(MemberEmail(value=value, value_key=value.lower(), type=kind, primary=email.primary))
     return rows
-
-
-def _email_key(rows: Iterable[MemberEmail]) -> list[tuple[str, str | None, bool | None]]:
-    return [(row.value, row.type, row.primary) for row in rows]

@@ -186,6 +186,13 @@ def test_discovery_locations_are_under_the_scim_endpoint(client: TestClient, sci
 def test_discovery_endpoints_take_only_get(client: TestClient, scim: dict[str, str], method: str, path: str) -> None:
     answer = client.request(method, BASE + path, json={"schemas": [USER_SCHEMA]}, headers=scim)
     assert_scim_error(answer, 405)
+    assert answer.headers["Allow"] == "GET, HEAD"
+
+
+def test_a_method_a_resource_path_does_not_take_names_those_it_does(client: TestClient, scim: dict[str, str]) -> None:
+    answer = client.post(f"{BASE}/Users/1", json={"schemas": [USER_SCHEMA]}, headers=scim)
+    assert_scim_error(answer, 405)
+    assert answer.headers["Allow"] == "DELETE, GET, HEAD, PATCH, PUT"
 
 
 @pytest.mark.parametrize(

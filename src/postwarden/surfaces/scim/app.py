@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import replace
 from typing import Any, Final, TypeVar
 
 from pydantic import ValidationError
@@ -45,7 +44,7 @@ from postwarden.errors import (
 from postwarden.identity import Actor
 from postwarden.runtime import Runtime
 from postwarden.scim.groups import ScimGroupService
-from postwarden.scim.listing import Page, Query, page_bounds
+from postwarden.scim.listing import Page, Query, search_across
 from postwarden.scim.schemas import (
     GROUP_SCHEMA_ID,
     MAX_RESULTS,
@@ -56,7 +55,8 @@ from postwarden.scim.schemas import (
     located,
     service_provider_config,
 )
-from postwarden.scim.users import ScimUserService, Wire, scim_reason
+from postwarden.scim.users import ScimUserService
+from postwarden.scim.wire import Wire, scim_reason
 from postwarden.surfaces.auth import Authenticator
 from postwarden.surfaces.http import dump_json
 from postwarden.surfaces.routing import run_in_session
@@ -356,34 +356,13 @@ def scim_app(runtime: Runtime, auth: Authenticator) -> Starlette:
         return spc.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
 
     async def search_all(request: Request) -> Response:
-        """``POST /.search``: users, then groups, as one list. A filter naming an attribute
-        only one of them has matches none of the other (RFC 7644 §3.4.2.1)."""
+        """``POST /.search``: users, then groups, as one list."""
         search = _validated(SearchRequest[ANY_RESOURCE], await _json(request), Context.SEARCH_REQUEST)
         query = _search_query(search)
         actor = await auth.scim_actor(request)
 
         def work(session: Session) -> Page:
-            services = [kind.service(session, request, actor) for kind in (users, groups)]
-            totals: list[int] = []
-            refusals: list[InvalidRequest] = []
-            for service in services:
-                try:
-                    totals.append(service.search(replace(query, count=0)).total)
-                except InvalidRequest as exc:
-                    if exc.reason is not Reason.SCIM_FILTER_INVALID:
-                        raise
-                    refusals.append(exc)
-                    totals.append(0)
-            if len(refusals) == len(services):
-                raise refusals[0]
-            offset, wanted = page_bounds(query)
-            found: list[Any] = []
-            for service, total in zip(services, totals, strict=True):
-                if total and offset < total and len(found) < wanted:
-                    page = service.search(replace(query, start_index=offset + 1, count=wanted - len(found)))
-                    found += page.resources
-                offset = max(offset - total, 0)
-            return Page(sum(totals), max(query.start_index, 1), found)
+            return search_across([kind.service(session, request, actor) for kind in (users, groups)], query)
 
         page = await run_in_session(runtime, work, write=False)
         parameters = _response_parameters(
@@ -426,7 +405,11 @@ def scim_app(runtime: Runtime, auth: Authenticator) -> Starlette:
     async def on_http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 405:
-            return error_response(405, f"{request.method} is not allowed on {request.url.path}.")
+            path = request.scope["path"].removeprefix(request.scope.get("root_path", ""))
+            allowed = sorted({m for r in routes if r.path_regex.match(path) for m in r.methods or ()})
+            response = error_response(405, f"{request.method} is not allowed on {request.url.path}.")
+            response.headers["Allow"] = ", ".join(allowed)
+            return response
         return error_response(exc.status_code, f"There is nothing at {request.url.path}.")
 
     return Starlette(
