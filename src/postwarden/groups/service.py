@@ -105,7 +105,7 @@ class GroupService:
     ) -> GroupGrant:
         """Replaces what the group grants: ``role`` (None: no role) and a level per server."""
         require(self.actor, Permission.SCIM_MANAGE, account_id=account_id)
-        group = self._group(account_id, group_id)
+        group = self._group(account_id, group_id, for_update=True)
         if role is not None and role not in GROUP_ROLES:
             raise InvalidRequest(
                 Reason.GROUP_FIELD_INVALID,
@@ -129,8 +129,8 @@ class GroupService:
             {"role": group.role, "server_access": _wire(before.servers)},
             {"role": after_role, "server_access": _wire(wanted)},
         )
+        # The mapping is no part of the group as SCIM shows it: its version stays.
         group.role = after_role
-        group.updated_at = utcnow()
         audit.record(
             self.session,
             self.actor,
@@ -144,8 +144,11 @@ class GroupService:
         on_commit(self.session, lambda: self.runtime.cache.invalidate_account(account_id))
         return GroupGrant(group, before.member_count, wanted)
 
-    def _group(self, account_id: int, group_id: int) -> Group:
-        group = self.session.get(Group, group_id)
+    def _group(self, account_id: int, group_id: int, *, for_update: bool = False) -> Group:
+        """The group; ``for_update`` holds its row, so that two mappings of it are made one
+        after the other rather than racing on its rows of server access."""
+        query = select(Group).where(Group.id == group_id)
+        group = self.session.scalar(query.with_for_update() if for_update else query)
         if group is None or group.account_id != account_id:
             raise NotFound(Reason.GROUP_NOT_FOUND, f"Group {group_id} was not found.")
         return group

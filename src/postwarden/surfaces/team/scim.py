@@ -14,6 +14,7 @@ from postwarden.errors import NotFound, Reason
 from postwarden.groups.service import GroupService
 from postwarden.policy import Permission
 from postwarden.runtime import Runtime
+from postwarden.scim.schemas import GROUP_ID_PREFIX
 from postwarden.surfaces.auth import Authenticator
 from postwarden.surfaces.http import JSONBytesResponse
 from postwarden.surfaces.routing import (
@@ -152,4 +153,4 @@ def scim_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
 
 
 def _group_id(raw: str) -> int:
-    return entity_id(raw.removeprefix("g"), NotFound(Reason.GROUP_NOT_FOUND, f"Group {raw} was not found."))
+    return entity_id(raw.removeprefix(GROUP_ID_PREFIX), NotFound(Reason.GROUP_NOT_FOUND, f"Group {raw} was not found."))
