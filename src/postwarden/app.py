@@ -40,8 +40,10 @@ from postwarden.surfaces.postmark.webhooks import webhooks_router
 from postwarden.surfaces.routing import LenientPostmarkRequests, open_to_anyone
 from postwarden.surfaces.scim.app import scim_app
 from postwarden.surfaces.team.account import account_router
+from postwarden.surfaces.team.audit import audit_router
 from postwarden.surfaces.team.me import me_router
 from postwarden.surfaces.team.people import people_router
+from postwarden.surfaces.team.review import review_router
 from postwarden.surfaces.team.scim import scim_router
 from postwarden.surfaces.wire import SECURITY_SCHEMES, ErrorResponse
 from postwarden.tasks import TaskQueue
@@ -215,6 +217,8 @@ def create_app(
         account_router(runtime, auth),
         me_router(runtime, auth),
         scim_router(runtime, auth),
+        review_router(runtime, auth),
+        audit_router(runtime, auth),
     ]
     for router in postmark_routers:
         app.include_router(router)
@@ -229,7 +233,7 @@ def create_app(
             {"Retry-After": str(verdict.reset_seconds)},
         )
 
-    hot_reads = HotReads(app, runtime, {route.path: route for route in postmark_routes})
+    hot_reads = HotReads(app, runtime, auth, {route.path: route for route in postmark_routes})
     lenient = LenientPostmarkRequests(hot_reads, [route.path for route in postmark_routes])
     # SCIM has its own conventions and application: its requests skip the Postmark layers.
     scim = Mounted(lenient, "/scim/v2", scim_app(runtime, auth))

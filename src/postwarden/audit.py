@@ -1,16 +1,29 @@
-"""The audit log: one append-only row for every change, written in the change's transaction."""
+"""The audit log: one append-only row for every change, written in the change's transaction.
+
+Each account's events form a hash chain (the events of no account, such as failed
+sign-ins of unknown addresses, form chain 0). An event's ``chain_hash`` is a MAC, keyed by
+the installation's secret key, of its content and the previous event's hash, so editing,
+removing or inserting a row breaks the chain from there on, and nobody without the key can
+forge a consistent one. Appending locks the chain's head row (``audit_chains``), which
+serializes the account's writers: sequence numbers follow commit order, so a reader that
+follows ``seq`` never skips an event committed late.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Final
 
-from sqlalchemy import JSON, String, Text, event
+from sqlalchemy import JSON, BigInteger, Integer, String, Text, UniqueConstraint, event, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from postwarden.db import Base, UTCDateTime, utcnow
+from postwarden.db import AUDIT_KEY, Base, UTCDateTime, utcnow
 from postwarden.identity import Actor
 
 
@@ -23,7 +36,10 @@ class AuditAction(StrEnum):
     ACCOUNT_TOKEN_CREATED = "account_token.created"
     ACCOUNT_TOKEN_ROTATED = "account_token.rotated"
     ACCOUNT_TOKEN_UPDATED = "account_token.updated"
+    ACCOUNT_TOKEN_VIEWED = "account_token.viewed"
+    AUDIT_LOG_PRUNED = "audit_log.pruned"
     BILLING_UPDATED = "billing.updated"
+    CREDENTIAL_USED_FROM_NEW_IP = "credential.used_from_new_ip"
     DOMAIN_CREATED = "domain.created"
     DOMAIN_DELETED = "domain.deleted"
     DOMAIN_DKIM_ROTATED = "domain.dkim_rotated"
@@ -59,6 +75,7 @@ class AuditAction(StrEnum):
     SERVER_CREATED = "server.created"
     SERVER_DELETED = "server.deleted"
     SERVER_TOKEN_ROTATED = "server_token.rotated"
+    SERVER_TOKEN_VIEWED = "server_token.viewed"
     SERVER_UPDATED = "server.updated"
     SESSION_CREATED = "session.created"
     SESSION_REVOKED = "session.revoked"
@@ -83,8 +100,15 @@ class AuditAction(StrEnum):
 
 class AuditEvent(Base):
     __tablename__ = "audit_events"
+    __table_args__ = (UniqueConstraint("chain", "seq"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    #: The account's id, or 0 for events of no account.
+    chain: Mapped[int] = mapped_column(Integer)
+    #: Position in the chain, from 1, in commit order.
+    seq: Mapped[int] = mapped_column(BigInteger)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    chain_hash: Mapped[str] = mapped_column(String(64))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     #: Kept without a foreign key so events outlive what they describe.
     account_id: Mapped[int | None] = mapped_column(index=True)
@@ -102,6 +126,88 @@ class AuditEvent(Base):
     request_id: Mapped[str] = mapped_column(String(64), default="")
     ip: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(Text, default="")
+
+
+class AuditChain(Base):
+    """The head of one chain, and the signed checkpoint left where its oldest events were pruned."""
+
+    __tablename__ = "audit_chains"
+
+    chain: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    head_hash: Mapped[str] = mapped_column(String(64), default="")
+    #: Events up to this seq were pruned; the next one links to ``pruned_hash``.
+    pruned_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    pruned_hash: Mapped[str] = mapped_column(String(64), default="")
+    pruned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+    checkpoint_signature: Mapped[str] = mapped_column(String(64), default="")
+
+
+#: Part of every hash: a new way of hashing gets a new version, and old events keep theirs.
+HASH_VERSION: Final = "pw-audit-1"
+#: The fields a chain hash covers, in the order of the canonical form.
+HASHED_FIELDS: Final = (
+    "chain",
+    "seq",
+    "occurred_at",
+    "account_id",
+    "actor_credential",
+    "actor_label",
+    "actor_user_id",
+    "actor_token_id",
+    "via",
+    "action",
+    "target_type",
+    "target_id",
+    "target_label",
+    "changes",
+    "request_id",
+    "ip",
+    "user_agent",
+)
+
+
+def canonical_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def event_hash(key: bytes, prev_hash: str, fields: Mapping[str, Any]) -> str:
+    """The MAC of one event: its hashed fields as canonical JSON, after the previous hash."""
+    content = {name: fields[name] for name in HASHED_FIELDS}
+    occurred_at = content["occurred_at"]
+    if isinstance(occurred_at, datetime):
+        content["occurred_at"] = canonical_time(occurred_at)
+    canonical = json.dumps(
+        [HASH_VERSION, prev_hash, content], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return hmac.new(key, canonical.encode(), hashlib.sha256).hexdigest()
+
+
+def checkpoint_signature(key: bytes, chain: int, seq: int, chain_hash: str) -> str:
+    """Signs where pruning cut a chain, so the cut itself cannot be moved unseen."""
+    message = f"{HASH_VERSION}|checkpoint|{chain}|{seq}|{chain_hash}"
+    return hmac.new(key, message.encode(), hashlib.sha256).hexdigest()
+
+
+def locked_head(session: Session, chain: int) -> AuditChain:
+    """The chain's head, locked until this transaction ends; created on first use."""
+    head = session.get(AuditChain, chain, with_for_update=True)
+    if head is None:
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        session.execute(
+            dialect.insert(AuditChain)
+            .values(chain=chain, seq=0, head_hash="", pruned_seq=0, pruned_hash="", checkpoint_signature="")
+            .on_conflict_do_nothing(index_elements=["chain"])
+        )
+        head = session.execute(select(AuditChain).where(AuditChain.chain == chain).with_for_update()).scalar_one()
+    return head
+
+
+def audit_key(session: Session) -> bytes:
+    key = session.info.get(AUDIT_KEY)
+    if not isinstance(key, bytes):
+        raise RuntimeError("audit events are written in a session from Database.session_scope(), which holds the key")
+    return key
 
 
 REDACTED = "[redacted]"
@@ -133,6 +239,7 @@ def record(
     changes: Mapping[str, Any] | None = None,
 ) -> AuditEvent:
     event_row = AuditEvent(
+        occurred_at=utcnow(),
         account_id=account_id,
         actor_credential=actor.credential.value,
         actor_label=actor.label,
@@ -143,13 +250,29 @@ def record(
         target_type=target_type,
         target_id=str(target_id),
         target_label=target_label,
-        changes=redact(changes or {}),
+        # Stored exactly as hashed: what JSON cannot keep as it is (a tuple, say) is normalized first.
+        changes=json.loads(json.dumps(redact(changes or {}), default=str)),
         request_id=actor.context.request_id,
         ip=actor.context.ip,
         user_agent=actor.context.user_agent,
     )
+    _append(session, event_row)
     session.add(event_row)
     return event_row
+
+
+def _append(session: Session, event_row: AuditEvent) -> None:
+    head = locked_head(session, event_row.account_id or 0)
+    event_row.chain = head.chain
+    event_row.seq = head.seq + 1
+    event_row.prev_hash = head.head_hash
+    event_row.chain_hash = event_hash(audit_key(session), head.head_hash, _fields(event_row))
+    head.seq = event_row.seq
+    head.head_hash = event_row.chain_hash
+
+
+def _fields(event_row: AuditEvent) -> dict[str, Any]:
+    return {name: getattr(event_row, name) for name in HASHED_FIELDS}
 
 
 def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,5 +285,5 @@ def changed_fields(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[
 @event.listens_for(Session, "before_flush")
 def _refuse_rewriting_history(session: Session, _context: Any, _instances: Any) -> None:
     for obj in (*session.dirty, *session.deleted):
-        if isinstance(obj, AuditEvent):
+        if isinstance(obj, AuditEvent) or (isinstance(obj, AuditChain) and obj in session.deleted):
             raise RuntimeError("audit events are append-only")

@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     access_log: bool = True
     #: How long a sign-in session lasts before its user signs in again.
     session_lifetime_hours: int = Field(default=12, ge=1, le=24 * 30)
+    #: Audit events older than this many days are pruned (hourly by the worker, or by
+    #: ``postwarden audit prune``); unset keeps them forever.
+    audit_retention_days: int | None = Field(default=None, ge=1)
     #: How long an invitation link stays valid.
     invitation_lifetime_days: int = Field(default=7, ge=1, le=90)
     #: Domain of each server's ``InboundAddress`` (``<hash>@<domain>``).

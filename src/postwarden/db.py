@@ -93,11 +93,14 @@ def _make_sqlite_engine(url: str) -> Engine:
 
 
 AfterCommit = Callable[[], None]
+#: ``Session.info`` key of the audit chain's MAC key (see ``audit.py``).
+AUDIT_KEY = "audit_key"
 
 
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, audit_key: bytes | None = None) -> None:
         self.url = url
+        self.audit_key = audit_key
         self.engine = make_engine(url)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
         self._write_engine = self.engine.execution_options(sqlite_begin="IMMEDIATE")
@@ -109,7 +112,7 @@ class Database:
         Callbacks registered with ``on_commit`` run once the commit has succeeded.
         """
         engine = self._write_engine if write else self.engine
-        with Session(engine, expire_on_commit=False) as session:
+        with Session(engine, expire_on_commit=False, info={AUDIT_KEY: self.audit_key}) as session:
             with session.begin():
                 yield session
             for callback in session.info.pop("after_commit", []):

@@ -81,6 +81,10 @@ class Reason(StrEnum):
     SCIM_UNIQUENESS = "scim_uniqueness"
     SCIM_TOO_MANY = "scim_too_many"
     SCIM_VERSION_MISMATCH = "scim_version_mismatch"
+    # the audit log
+    AUDIT_EVENT_NOT_FOUND = "audit_event_not_found"
+    AUDIT_QUERY_INVALID = "audit_query_invalid"
+    AUDIT_QUERY_COMBINATION = "audit_query_combination"
     # domains
     DOMAIN_NOT_FOUND = "domain_not_found"
     DOMAIN_QUERY_INVALID = "domain_query_invalid"

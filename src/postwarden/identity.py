@@ -25,6 +25,8 @@ class Via(StrEnum):
     CONSOLE = "console"
     SCIM = "scim"
     CLI = "cli"
+    #: Background work the operator configured, such as pruning by the retention setting.
+    WORKER = "worker"
 
 
 @dataclass(frozen=True, slots=True)

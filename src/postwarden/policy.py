@@ -46,6 +46,7 @@ class Permission(StrEnum):
 
     ACCOUNTS_MANAGE = "accounts:manage"
 
+    AUDIT_PRUNE = "audit:prune"
     AUDIT_READ = "audit:read"
 
     BILLING_MANAGE = "billing:manage"
@@ -122,7 +123,7 @@ SERVER_ACCESS_GRANTS: Final[Mapping[ServerAccess, frozenset[Permission]]] = {
 
 #: Permissions above any one account: only the operator (the CLI) holds them.
 INSTALLATION_WIDE: Final[frozenset[Permission]] = frozenset(
-    {Permission.ACCOUNTS_MANAGE, Permission.ACCOUNT_SENDING_MANAGE}
+    {Permission.ACCOUNTS_MANAGE, Permission.ACCOUNT_SENDING_MANAGE, Permission.AUDIT_PRUNE}
 )
 
 #: What only an identity provider does, with a SCIM token: no role holds it.

@@ -29,10 +29,11 @@ class Runtime:
         cache = HotCache(settings.cache_ttl_seconds)
         if settings.redis_url:
             cache.publish = _redis_publisher(settings, warn)
+        keyring = Keyring(settings.resolved_secret_key)
         return cls(
             settings=settings,
-            db=Database(settings.resolved_database_url),
-            keyring=Keyring(settings.resolved_secret_key),
+            db=Database(settings.resolved_database_url, audit_key=keyring.audit_key),
+            keyring=keyring,
             cache=cache,
         )
 

@@ -1,7 +1,7 @@
 """Imports every table, so ``Base.metadata`` is complete for migrations and tests."""
 
 from postwarden.accounts.models import Account
-from postwarden.audit import AuditEvent
+from postwarden.audit import AuditChain, AuditEvent
 from postwarden.db import Base
 from postwarden.domains.models import DkimKey, Domain
 from postwarden.groups.models import Group, GroupMember, GroupServerAccess
@@ -11,7 +11,7 @@ from postwarden.senders.models import ConfirmationToken, SenderSignature
 from postwarden.servers.models import MessageStream, Server
 from postwarden.suppressions.models import Suppression
 from postwarden.templates.models import Template
-from postwarden.tokens.models import AccountToken, PersonalToken, ScimToken, ServerToken
+from postwarden.tokens.models import AccountToken, PersonalToken, ScimToken, ServerToken, TokenSighting
 from postwarden.users.models import MemberEmail, Membership, RecoveryCode, ServerAccessGrant, User, UserSession
 from postwarden.webhook_deliveries.models import WebhookDelivery, WebhookDeliveryAttempt
 from postwarden.webhooks.models import Webhook
@@ -21,6 +21,7 @@ metadata = Base.metadata
 __all__ = [
     "Account",
     "AccountToken",
+    "AuditChain",
     "AuditEvent",
     "ConfirmationToken",
     "DkimKey",
@@ -42,6 +43,7 @@ __all__ = [
     "ServerToken",
     "Suppression",
     "Template",
+    "TokenSighting",
     "User",
     "UserSession",
     "Webhook",

@@ -11,14 +11,16 @@ as it starts, which picks up whatever a process that died left due.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
-from huey import Huey, RedisHuey, SqliteHuey
+from huey import Huey, RedisHuey, SqliteHuey, crontab
 from huey.api import Task
 from huey.consumer import Consumer
 
+from postwarden.audit_log.service import AuditLogService
 from postwarden.db import utcnow
+from postwarden.identity import Actor, Via
 from postwarden.mail.service import MailService, TemporaryFailure
 from postwarden.runtime import Runtime
 from postwarden.webhook_deliveries.dispatcher import Dispatcher
@@ -80,6 +82,21 @@ class TaskQueue:
 
         self.huey.on_startup()(sweep_webhook_deliveries)
 
+        def prune_audit_log() -> None:
+            days = runtime.settings.audit_retention_days
+            if days is None:
+                return
+            with runtime.db.session_scope() as session:
+                pruned = AuditLogService(session, Actor.system("audit retention", via=Via.WORKER)).prune(
+                    runtime.keyring.audit_key, utcnow() - timedelta(days=days)
+                )
+            for entry in pruned:
+                logger.info("audit log: %d events of chain %d pruned", entry.events, entry.chain)
+
+        # Hourly on every worker: pruning is idempotent, and each chain's head lock keeps
+        # two workers from pruning one chain at once.
+        self.huey.periodic_task(crontab(minute="17"))(prune_audit_log)
+
     def enqueue_mail(self, message_id: int) -> None:
         self._deliver_mail(message_id)
 
@@ -100,7 +117,7 @@ class TaskQueue:
         consumer_class = EmbeddedConsumer if embedded else Consumer
         # An idle worker looks for jobs every second at most (huey's default backs off to ten).
         options.setdefault("max_delay", 1.0)
-        return consumer_class(self.huey, workers=workers, worker_type="thread", periodic=False, **options)
+        return consumer_class(self.huey, workers=workers, worker_type="thread", periodic=True, **options)
 
 
 class EmbeddedConsumer(Consumer):  # type: ignore[misc]  # huey ships no type information

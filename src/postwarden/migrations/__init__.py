@@ -17,5 +17,8 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(database_url), revision)
+def upgrade(database_url: str, revision: str = "head", *, audit_key: bytes | None = None) -> None:
+    """``audit_key`` chains audit events already recorded (see revision 0011)."""
+    config = alembic_config(database_url)
+    config.attributes["audit_key"] = audit_key
+    command.upgrade(config, revision)

@@ -276,6 +276,22 @@ class ServerService:
         on_commit(self.session, lambda: self.runtime.cache.invalidate_server(server_id))
         return name
 
+    def record_token_views(self, account_id: int, server_ids: list[int]) -> None:
+        """Revealing a server's tokens is a security event: one per server shown."""
+        for server in self.session.scalars(
+            select(Server).where(Server.account_id == account_id, Server.id.in_(server_ids)).order_by(Server.id)
+        ):
+            require(self.actor, Permission.SERVER_TOKENS_READ, account_id=account_id, server_id=server.id)
+            audit.record(
+                self.session,
+                self.actor,
+                AuditAction.SERVER_TOKEN_VIEWED,
+                account_id=account_id,
+                target_type="server",
+                target_id=server.id,
+                target_label=server.name,
+            )
+
     # rules
 
     def _validated(self, given: ServerFields, *, creating: bool) -> dict[str, Any]:

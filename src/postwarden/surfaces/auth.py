@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -18,22 +19,63 @@ from postwarden.errors import InvalidRequest, NotAuthenticated, NotFound, Permis
 from postwarden.identity import Actor, Credential, RequestContext, Via
 from postwarden.policy import ACCOUNT_TOKEN_OPTIONAL_GRANTS, ACCOUNT_TOKEN_ROLE, SCIM_TOKEN_GRANTS
 from postwarden.runtime import Runtime
-from postwarden.surfaces.routing import entity_id
+from postwarden.servers.service import ServerService
+from postwarden.surfaces.routing import entity_id, run_in_session
 from postwarden.tokens.personal import LAST_USED_RESOLUTION_SECONDS, touch
 from postwarden.tokens.scim import touch as touch_scim_token
 from postwarden.tokens.service import TokenService
+from postwarden.tokens.sightings import note_use
 
 SERVER_HEADER = "X-Postmark-Server-Token"
 ACCOUNT_HEADER = "X-Postmark-Account-Token"
 PERSON_CREDENTIALS = frozenset({Credential.PERSONAL_TOKEN.value, Credential.SESSION.value})
+#: How many (credential, address) pairs a process remembers as recorded.
+MAX_KNOWN_ADDRESSES = 100_000
+#: How often showing one server's tokens to one credential is recorded again.
+TOKEN_VIEW_RESOLUTION_SECONDS = 3600
+
+
+class TokenViewLog:
+    """Records who was shown which server's tokens (``server_token.viewed``).
+
+    At most one event per credential and server each ``TOKEN_VIEW_RESOLUTION_SECONDS`` per
+    process: integrations poll ``GET /servers/{id}``, and an event per poll would drown the
+    log (and the hot read) without saying more.
+    """
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self._recorded: dict[tuple[str, int | None, int], float] = {}
+
+    def recorded_lately(self, actor: Actor, server_id: int) -> bool:
+        when = self._recorded.get((actor.credential.value, actor.token_id, server_id))
+        return when is not None and time.monotonic() - when < TOKEN_VIEW_RESOLUTION_SECONDS
+
+    async def shown(self, actor: Actor, account_id: int, server_ids: list[int]) -> None:
+        due = [server_id for server_id in server_ids if not self.recorded_lately(actor, server_id)]
+        if not due:
+            return
+        if len(self._recorded) >= MAX_KNOWN_ADDRESSES:
+            self._recorded.clear()
+
+        def work(session: Session) -> None:
+            ServerService(session, actor, self.runtime).record_token_views(account_id, due)
+
+        await run_in_session(self.runtime, work, write=True)
+        now = time.monotonic()
+        for server_id in due:
+            self._recorded[(actor.credential.value, actor.token_id, server_id)] = now
 
 
 class Authenticator:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
+        self.token_views = TokenViewLog(runtime)
         self._loads: SingleFlight[Principal | None] = SingleFlight()
         #: (credential kind, token id) -> when this process last wrote its ``last_used_at``
         self._last_touched: dict[tuple[str, int], float] = {}
+        #: (credential kind, token id, address) this process knows to be recorded already
+        self._known_addresses: set[tuple[str, int, str]] = set()
 
     async def server_actor(self, request: Request) -> Actor:
         return await self._actor(request, Credential.SERVER_TOKEN)
@@ -113,7 +155,7 @@ class Authenticator:
                 Reason.BAD_CREDENTIAL, "The Authorization bearer token is not a valid SCIM token (unknown or revoked)."
             )
         await self._touch(principal, "")
-        return actor_for(principal, context_of(request))
+        return await self._noted(actor_for(principal, context_of(request)))
 
     async def _person(self, request: Request, bearer: str) -> Actor:
         principal = await self._principal(bearer)
@@ -126,7 +168,31 @@ class Authenticator:
         context = context_of(request)
         if principal.kind == Credential.PERSONAL_TOKEN.value:
             await self._touch(principal, context.ip)
-        return actor_for(principal, context)
+        return await self._noted(actor_for(principal, context))
+
+    def knows_address(self, principal: Principal, ip: str) -> bool:
+        """Whether this process has recorded the credential's use from ``ip`` (the hot read
+        answers only then, and leaves a first use to the route)."""
+        return not ip or (principal.kind, principal.token_id, ip) in self._known_addresses
+
+    async def _noted(self, actor: Actor) -> Actor:
+        """The actor, once its use from this address is recorded (a database write only the
+        first time this process sees the pair)."""
+        if actor.token_id is None or not actor.context.ip:
+            return actor
+        key = (actor.credential.value, actor.token_id, actor.context.ip)
+        if key in self._known_addresses:
+            return actor
+        if len(self._known_addresses) >= MAX_KNOWN_ADDRESSES:
+            self._known_addresses.clear()  # forgetting costs one idempotent write per pair
+
+        def write() -> None:
+            with self.runtime.db.session_scope() as session:
+                note_use(session, actor)
+
+        await run_in_threadpool(write)
+        self._known_addresses.add(key)
+        return actor
 
     async def _touch(self, principal: Principal, ip: str) -> None:
         """Writes when a personal or SCIM token was last used, at most once a minute each."""
@@ -177,7 +243,7 @@ class Authenticator:
                 Reason.WRONG_CREDENTIAL_KIND,
                 f"This endpoint needs a {kind} token in the {header} header; {given} was given.",
             )
-        return actor_for(principal, context_of(request))
+        return await self._noted(actor_for(principal, context_of(request)))
 
     async def _principal(self, presented: str) -> Principal | None:
         cache = self.runtime.cache

@@ -76,3 +76,17 @@ class ScimToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
+
+
+class TokenSighting(Base):
+    """An address a credential was used from; its first use from a new one is an audit event.
+
+    Keyed by the credential kind and its row id (tokens and sessions live in several tables).
+    """
+
+    __tablename__ = "token_sightings"
+
+    credential: Mapped[str] = mapped_column(String(20), primary_key=True)
+    token_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    ip: Mapped[str] = mapped_column(String(64), primary_key=True)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -22,6 +22,8 @@ class Keyring:
     def __init__(self, secret_key: bytes) -> None:
         self._fernet = Fernet(base64.urlsafe_b64encode(_derive(secret_key, b"postwarden token encryption")))
         self._digest_key = _derive(secret_key, b"postwarden token lookup digest")
+        #: Keys the audit log's hash chain and signs its pruning checkpoints.
+        self.audit_key = _derive(secret_key, b"postwarden audit chain")
 
     def encrypt(self, plaintext: str) -> bytes:
         return self._fernet.encrypt(plaintext.encode())

@@ -115,6 +115,20 @@ class TokenService:
     def reveal(self, token: AccountToken | ServerToken) -> str:
         return self.keyring.decrypt(token.secret_encrypted)
 
+    def reveal_account_token(self, actor: Actor, token: AccountToken) -> str:
+        """An account token in plain text; showing it is a security event."""
+        require(actor, Permission.ACCOUNT_TOKENS_MANAGE, account_id=token.account_id)
+        audit.record(
+            self.session,
+            actor,
+            AuditAction.ACCOUNT_TOKEN_VIEWED,
+            account_id=token.account_id,
+            target_type="account_token",
+            target_id=token.id,
+            target_label=token.name,
+        )
+        return self.reveal(token)
+
     def rotate_server_tokens(self, actor: Actor, server_id: int, account_id: int, label: str) -> str:
         """Revoke every token of the server and issue one new one."""
         require(actor, Permission.SERVER_TOKENS_ROTATE, account_id=account_id, server_id=server_id)

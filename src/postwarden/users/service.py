@@ -504,17 +504,7 @@ class UserService:
         )
 
     def _with_access(self, rows: list[tuple[Membership, User]]) -> list[Member]:
-        """Members with their listed access, loaded for the whole page in one query."""
-        listed: dict[int, dict[int, str]] = {membership.id: {} for membership, _ in rows}
-        if listed:
-            for membership_id, server_id, level in self.session.execute(
-                select(ServerAccessGrant.membership_id, ServerAccessGrant.server_id, ServerAccessGrant.level).where(
-                    ServerAccessGrant.membership_id.in_(list(listed))
-                )
-            ):
-                listed[membership_id][server_id] = level
-        grants = group_grants_of(self.session, list(listed))
-        return [Member(membership, user, listed[membership.id], *grants[membership.id]) for membership, user in rows]
+        return members_with_access(self.session, rows)
 
     def _record(self, action: AuditAction, account_id: int, member: Member, changes: dict[str, object]) -> None:
         audit.record(
@@ -528,6 +518,21 @@ class UserService:
             changes=changes,
         )
         on_commit(self.session, lambda: self.runtime.cache.invalidate_account(account_id))
+
+
+def members_with_access(session: Session, rows: list[tuple[Membership, User]]) -> list[Member]:
+    """Members with their listed access and their SCIM groups' grants, loaded for the whole
+    page at once: what ``Member.access_on`` needs, for ``/users`` and the access review alike."""
+    listed: dict[int, dict[int, str]] = {membership.id: {} for membership, _ in rows}
+    if listed:
+        for membership_id, server_id, level in session.execute(
+            select(ServerAccessGrant.membership_id, ServerAccessGrant.server_id, ServerAccessGrant.level).where(
+                ServerAccessGrant.membership_id.in_(list(listed))
+            )
+        ):
+            listed[membership_id][server_id] = level
+    grants = group_grants_of(session, list(listed))
+    return [Member(membership, user, listed[membership.id], *grants[membership.id]) for membership, user in rows]
 
 
 def revoke_credentials(session: Session, account_id: int, user_id: int) -> tuple[int, int]:

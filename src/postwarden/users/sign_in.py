@@ -24,6 +24,7 @@ from postwarden.errors import NotAuthenticated, PostwardenError, Reason
 from postwarden.identity import Actor, Credential, RequestContext, Via
 from postwarden.policy import Permission, require
 from postwarden.runtime import Runtime
+from postwarden.tokens.sightings import remember_address
 from postwarden.users.models import Membership, User, UserSession
 from postwarden.users.passwords import hash_password, verify_password
 from postwarden.users.two_factor import accepted_step, use_recovery_code
@@ -60,6 +61,8 @@ def open_session(
     )
     session.add(row)
     session.flush()  # assigns row.id for the audit row
+    # The session is first used from where it was opened: no "new address" event for that.
+    remember_address(session, Credential.SESSION, row.id, context.ip)
     user.last_login_at = utcnow()
     actor = Actor(
         credential=Credential.SESSION,

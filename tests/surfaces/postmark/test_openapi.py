@@ -98,6 +98,8 @@ REFUSALS_BEYOND_THE_SCHEMA = {
     9034: "a personal token's expiry must be in the future and its servers in the account",
     9041: "the token id names no live SCIM token of this account",
     9043: "the group id names no group of this account",
+    9050: "the event id names no audit event of this account",
+    9052: "audit log query parameters that do not go together (fromdate after todate, ...)",
     9044: "a group mapping's servers must be in the account, and it never grants Owner",
 }
 #: Operations that end the credential the run authenticates with; tests/surfaces/team

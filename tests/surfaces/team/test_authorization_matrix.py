@@ -19,7 +19,7 @@ import httpx
 import pyotp
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
 from postwarden.accounts.service import NewAccount
@@ -110,6 +110,13 @@ def _disabling(world: World, headers: dict[str, str]) -> Request:
     return "/me/two-factor", {"Password": world.account.owner_password if owner else PASSWORD}, None
 
 
+def _an_event(world: World) -> int:
+    with world.runtime.db.session_scope(write=False) as session:
+        found = session.scalar(select(func.min(AuditEvent.id)).where(AuditEvent.account_id == world.account.account.id))
+    assert found is not None
+    return found
+
+
 #: A valid request for each operation; targets that the call changes for good are made fresh.
 REQUESTS: dict[tuple[str, str], Builder] = {
     ("GET", "/servers"): lambda w, h: ("/servers?count=50&offset=0", None, None),
@@ -184,6 +191,12 @@ REQUESTS: dict[tuple[str, str], Builder] = {
     ("POST", "/me/two-factor"): lambda w, h: ("/me/two-factor", None, None),
     ("POST", "/me/two-factor/confirm"): _confirmation,
     ("DELETE", "/me/two-factor"): _disabling,
+    ("GET", "/audit-events"): lambda w, h: ("/audit-events?count=5&offset=0&action=server.*", None, None),
+    ("GET", "/audit-events/{event_id}"): lambda w, h: (f"/audit-events/{_an_event(w)}", None, None),
+    ("GET", "/audit-events/export"): lambda w, h: ("/audit-events/export?format=csv&action=server.created", None, None),
+    ("GET", "/audit-events/verify"): lambda w, h: ("/audit-events/verify", None, None),
+    ("GET", "/access-review"): lambda w, h: ("/access-review?count=50&offset=0", None, None),
+    ("GET", "/access-review/export"): lambda w, h: ("/access-review/export", None, None),
     **MESSAGE_STREAM_REQUESTS,
     **SCIM_REQUESTS,
     **SUPPRESSION_REQUESTS,

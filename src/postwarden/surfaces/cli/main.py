@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
@@ -17,12 +18,14 @@ from sqlalchemy.exc import OperationalError
 
 from postwarden.accounts.service import AccountService, NewAccount
 from postwarden.config import Settings, load_settings
+from postwarden.db import utcnow
 from postwarden.errors import PostwardenError
 from postwarden.identity import Actor
 from postwarden.migrations import alembic_config, upgrade
 from postwarden.policy import ServerAccess
 from postwarden.runtime import Runtime
 from postwarden.servers.service import ServerFields, ServerService
+from postwarden.tokens.secrets import Keyring
 from postwarden.tokens.service import TokenService
 from postwarden.users.service import Member, UserService, parse_access, parse_role
 
@@ -95,7 +98,7 @@ def migrate() -> None:
     settings = _settings()
     if settings.resolved_database_url.startswith("sqlite"):
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    upgrade(settings.resolved_database_url)
+    upgrade(settings.resolved_database_url, audit_key=Keyring(settings.resolved_secret_key).audit_key)
     click.echo("database is up to date", err=True)
 
 
@@ -374,11 +377,14 @@ def tokens() -> None:
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors
 def tokens_show(account_id: int | None, as_json: bool) -> None:
-    """Show account and server tokens (they are stored encrypted and can be shown again)."""
+    """Show account and server tokens (they are stored encrypted and can be shown again).
+
+    Each token shown is an audit event of its account (``account_token.viewed``,
+    ``server_token.viewed``)."""
     runtime = _runtime()
     operator = _operator("tokens show")
     result: list[dict[str, Any]] = []
-    with runtime.db.session_scope(write=False) as session:
+    with runtime.db.session_scope() as session:
         accounts_service = AccountService(session, operator, runtime)
         token_service = TokenService(session, runtime)
         chosen = (
@@ -390,6 +396,7 @@ def tokens_show(account_id: int | None, as_json: bool) -> None:
             servers = ServerService(session, operator, runtime)
             page = servers.list_servers(account.id, count=500, offset=0)
             loaded = servers.load_servers(account.id, page.server_ids)
+            servers.record_token_views(account.id, [entry.server.id for entry in loaded if entry.api_tokens])
             result.append(
                 {
                     "AccountID": account.id,
@@ -398,7 +405,7 @@ def tokens_show(account_id: int | None, as_json: bool) -> None:
                         {
                             "ID": t.id,
                             "Name": t.name,
-                            "Token": token_service.reveal(t),
+                            "Token": token_service.reveal_account_token(operator, t),
                             "CanDeleteServers": t.can_delete_servers,
                         }
                         for t in token_service.account_tokens(account.id)
@@ -692,3 +699,115 @@ def scim_map_group(account_id: int, role: str | None, servers: tuple[str, ...], 
         name, granted_role, levels = grant.group.display_name, grant.group.role, dict(grant.servers)
     shown = ", ".join(f"{server}:{level}" for server, level in sorted(levels.items())) or "no server"
     click.echo(f"group {group_id} ({name}): role {granted_role or 'none'}, {shown}")
+
+
+@cli.group()
+def audit() -> None:
+    """The audit log: export it, verify its hash chains, prune it."""
+
+
+@audit.command("export")
+@click.option("--account", "account_id", type=int, required=True, help="The account.")
+@click.option("--format", "file_format", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--output", type=click.Path(dir_okay=False, writable=True, path_type=Path), default=None, help="File.")
+@click.option("--action", default=None, help="An action (membership.updated) or a resource's every action (user.*).")
+@click.option("--since", default=None, help="From this ISO 8601 date or time on (UTC unless it says otherwise).")
+@click.option("--until", default=None, help="Before this ISO 8601 date or time.")
+@friendly_errors
+def audit_export(
+    *,
+    account_id: int,
+    file_format: str,
+    output: Path | None,
+    action: str | None,
+    since: str | None,
+    until: str | None,
+) -> None:
+    """Write the account's events, oldest first, as JSON Lines or CSV (to stdout by default).
+
+    Streams: memory stays flat however long the log is.
+    """
+    from postwarden.audit_log.export import csv_lines, jsonl_lines
+    from postwarden.audit_log.service import AuditLogService, EventFilters, check_action
+
+    filters = EventFilters(
+        action=check_action(action) if action else None,
+        since=_moment(since, "--since"),
+        until=_moment(until, "--until"),
+    )
+    runtime = _runtime()
+    render = csv_lines if file_format == "csv" else jsonl_lines
+    written = 0
+    with (
+        runtime.db.session_scope(write=False) as session,
+        click.open_file(str(output) if output else "-", "wb") as out,
+    ):
+        for line in render(AuditLogService(session, _operator("audit export")).stream_events(account_id, filters)):
+            out.write(line.encode())
+            written += 1
+    if output is not None:
+        click.echo(f"{written - (file_format == 'csv')} events written to {output}", err=True)
+
+
+def _moment(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date or time", param_hint=option) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@audit.command("verify")
+@click.option("--account", "account_id", type=int, default=None, help="Only this account (default: every chain).")
+@friendly_errors
+def audit_verify(account_id: int | None) -> None:
+    """Check every event against its hash chain; exits 1 and names the first broken link if any."""
+    from postwarden.audit_log.service import AuditLogService
+
+    runtime = _runtime()
+    key = runtime.keyring.audit_key
+    with runtime.db.session_scope(write=False) as session:
+        service = AuditLogService(session, _operator("audit verify"))
+        reports = [service.verify(key, account_id)] if account_id is not None else service.verify_all(key)
+    broken = 0
+    for report in reports:
+        name = f"account {report.chain}" if report.chain else "installation (no account)"
+        pruned = f", pruned through {report.pruned_seq}" if report.pruned_seq else ""
+        if report.broken is None:
+            click.echo(f"{name}: {report.checked} events, chain intact (head {report.head_seq}{pruned})")
+            continue
+        broken += 1
+        where = f"event {report.broken.seq}" + (f" (id {report.broken.event_id})" if report.broken.event_id else "")
+        click.echo(f"{name}: BROKEN at {where}: {report.broken.problem}")
+    if broken:
+        raise SystemExit(1)
+
+
+@audit.command("prune")
+@click.option(
+    "--older-than-days",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Default: POSTWARDEN_AUDIT_RETENTION_DAYS.",
+)
+@friendly_errors
+def audit_prune(older_than_days: int | None) -> None:
+    """Delete events older than the retention period, leaving each chain a signed checkpoint."""
+    from postwarden.audit_log.service import AuditLogService
+
+    runtime = _runtime()
+    days = older_than_days or runtime.settings.audit_retention_days
+    if days is None:
+        raise click.ClickException(
+            "audit events are kept forever: set POSTWARDEN_AUDIT_RETENTION_DAYS or pass --older-than-days"
+        )
+    with runtime.db.session_scope() as session:
+        pruned = AuditLogService(session, _operator("audit prune")).prune(
+            runtime.keyring.audit_key, utcnow() - timedelta(days=days)
+        )
+    for entry in pruned:
+        click.echo(f"chain {entry.chain}: {entry.events} events pruned through {entry.through_seq}")
+    if not pruned:
+        click.echo(f"no events older than {days} days")

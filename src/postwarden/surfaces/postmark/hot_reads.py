@@ -17,7 +17,7 @@ from postwarden.cache import Principal
 from postwarden.identity import Actor, Credential, RequestContext
 from postwarden.policy import Permission, allows
 from postwarden.runtime import Runtime
-from postwarden.surfaces.auth import actor_for
+from postwarden.surfaces.auth import Authenticator, actor_for
 from postwarden.surfaces.http import JSON_MEDIA_TYPE
 
 _SERVER_BY_ID = re.compile(r"^/servers/([0-9]{1,10})$")
@@ -26,13 +26,14 @@ _CONTENT_TYPE = (b"content-type", JSON_MEDIA_TYPE.encode())
 
 @lru_cache(maxsize=4096)
 def _actor_of(principal: Principal) -> Actor:
-    return actor_for(principal, RequestContext())  # reads write no audit event
+    return actor_for(principal, RequestContext())  # answered only when nothing is due to be audited
 
 
 class HotReads:
-    def __init__(self, app: ASGIApp, runtime: Runtime, routes: dict[str, object]) -> None:
+    def __init__(self, app: ASGIApp, runtime: Runtime, auth: Authenticator, routes: dict[str, object]) -> None:
         self.app = app
         self.runtime = runtime
+        self.auth = auth
         #: route path -> route object, so metrics and logs name the route as usual
         self.routes = routes
 
@@ -70,7 +71,16 @@ class HotReads:
         cached = self.runtime.cache.get_server(server_id)
         if cached is None or cached[0] != principal.account_id:
             return None
+        client = scope.get("client")
+        # A first use from an address, and a reveal of the server's tokens not recorded
+        # lately, are audit events: the route records them.
+        if not self.auth.knows_address(principal, client[0] if client else ""):
+            return None
         actor = _actor_of(principal)
+        if principal.kind == Credential.ACCOUNT_TOKEN.value and not self.auth.token_views.recorded_lately(
+            actor, server_id
+        ):
+            return None
         for permission in (Permission.SERVERS_READ, Permission.SERVER_TOKENS_READ):
             if not allows(actor, permission, account_id=principal.account_id, server_id=server_id):
                 return None

@@ -99,13 +99,15 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         if cached is not None:
             if cached[0] != account_id:
                 raise NotFound(Reason.SERVER_NOT_FOUND, f"Server {server_id} was not found.")
-            return JSONBytesResponse(cached[1])
-        generation = runtime.cache.generation
-        rendered = await server_loads.run(
-            (server_id, account_id),
-            lambda: in_transaction(actor, lambda s: render(s, s.get_server(account_id, server_id)), write=False),
-        )
-        runtime.cache.put_server(server_id, account_id, rendered, read_at_generation=generation)
+            rendered = cached[1]
+        else:
+            generation = runtime.cache.generation
+            rendered = await server_loads.run(
+                (server_id, account_id),
+                lambda: in_transaction(actor, lambda s: render(s, s.get_server(account_id, server_id)), write=False),
+            )
+            runtime.cache.put_server(server_id, account_id, rendered, read_at_generation=generation)
+        await auth.token_views.shown(actor, account_id, [server_id])
         return JSONBytesResponse(rendered)
 
     @router.get(
@@ -130,12 +132,16 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         page_size, start = parse_page(count, offset, Reason.SERVER_QUERY_INVALID)
         name = parse_text(name, "name", Reason.SERVER_QUERY_INVALID)
 
-        def work(service: ServerService) -> bytes:
-            account_id = actor.account_id or 0
-            page = service.list_servers(account_id, count=page_size, offset=start, name=name)
-            return b'{"TotalCount":%d,"Servers":[%b]}' % (page.total, b",".join(rendered_servers(service, page)))
+        account_id = actor.account_id or 0
 
-        return JSONBytesResponse(await in_transaction(actor, work, write=False))
+        def work(service: ServerService) -> tuple[bytes, list[int]]:
+            page = service.list_servers(account_id, count=page_size, offset=start, name=name)
+            body = b'{"TotalCount":%d,"Servers":[%b]}' % (page.total, b",".join(rendered_servers(service, page)))
+            return body, [i for i in page.server_ids if service.may_see_tokens(account_id, i)]
+
+        body, shown = await in_transaction(actor, work, write=False)
+        await auth.token_views.shown(actor, account_id, shown)
+        return JSONBytesResponse(body)
 
     @router.post(
         "/servers",
@@ -181,11 +187,13 @@ def servers_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         target = _server_id(server_id)
         given = (await read_body(request, EditServerRequest)).to_fields()
 
-        return JSONBytesResponse(
-            await in_transaction(
-                actor, lambda s: render(s, s.update_server(actor.account_id or 0, target, given)), write=True
-            )
+        account_id = actor.account_id or 0
+        rendered = await in_transaction(
+            actor, lambda s: render(s, s.update_server(account_id, target, given)), write=True
         )
+        if allows(actor, Permission.SERVER_TOKENS_READ, account_id=account_id, server_id=target):
+            await auth.token_views.shown(actor, account_id, [target])
+        return JSONBytesResponse(rendered)
 
     @router.delete(
         "/servers/{server_id}",
