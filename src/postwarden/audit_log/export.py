@@ -6,13 +6,12 @@ Exports are produced line by line from a stream of rows and never held whole.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from postwarden.audit import canonical_time
+from postwarden.spreadsheets import csv_text
 
 CSV_COLUMNS: Final = (
     "ID",
@@ -34,8 +33,6 @@ CSV_COLUMNS: Final = (
     "PreviousHash",
     "Hash",
 )
-#: Spreadsheets run a cell that starts with one of these as a formula.
-_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def event_document(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -67,45 +64,31 @@ def jsonl_lines(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
 
 
 def csv_lines(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-
-    def line(cells: Iterable[Any]) -> str:
-        writer.writerow(cells)
-        text = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return text
-
-    yield line(CSV_COLUMNS)
+    yield csv_text([CSV_COLUMNS])
     for row in rows:
         document = event_document(row)
         actor, target = document["Actor"], document["Target"]
-        cells = (
-            document["ID"],
-            document["Sequence"],
-            document["OccurredAt"],
-            document["Action"],
-            document["Via"],
-            actor["Type"],
-            actor["Label"],
-            actor["UserID"],
-            actor["TokenID"],
-            target["Type"],
-            target["ID"],
-            target["Label"],
-            json.dumps(document["Changes"], ensure_ascii=False, sort_keys=True),
-            document["IP"],
-            document["UserAgent"],
-            document["RequestID"],
-            document["PreviousHash"],
-            document["Hash"],
+        yield csv_text(
+            [
+                (
+                    document["ID"],
+                    document["Sequence"],
+                    document["OccurredAt"],
+                    document["Action"],
+                    document["Via"],
+                    actor["Type"],
+                    actor["Label"],
+                    actor["UserID"],
+                    actor["TokenID"],
+                    target["Type"],
+                    target["ID"],
+                    target["Label"],
+                    json.dumps(document["Changes"], ensure_ascii=False, sort_keys=True),
+                    document["IP"],
+                    document["UserAgent"],
+                    document["RequestID"],
+                    document["PreviousHash"],
+                    document["Hash"],
+                )
+            ]
         )
-        yield line(_safe_cell(cell) for cell in cells)
-
-
-def _safe_cell(cell: Any) -> Any:
-    """Text that a spreadsheet would run as a formula gets a leading apostrophe."""
-    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS):
-        return "'" + cell
-    return "" if cell is None else cell

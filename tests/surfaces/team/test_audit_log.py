@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -14,10 +15,12 @@ from starlette.testclient import TestClient
 
 from postwarden.accounts.service import NewAccount
 from postwarden.audit import AuditChain, AuditEvent
-from postwarden.audit_log.chain import prune_chain
+from postwarden.audit_log.chain import prune_chain, verify_chain
 from postwarden.db import utcnow
+from postwarden.identity import Actor
 from postwarden.policy import Role
 from postwarden.runtime import Runtime
+from postwarden.servers.service import ServerFields, ServerService
 from tests.conftest import create_account
 from tests.surfaces.team.helpers import add_member, create_server, sign_in
 
@@ -313,3 +316,28 @@ def test_pruning_keeps_what_is_younger_than_the_cutoff(
         count = session.scalar(select(func.count()).where(AuditEvent.account_id == account.account.id))
     assert count == events(client, account)["TotalCount"] >= 2
     assert verify(client, account)["Valid"]
+
+
+def test_concurrent_changes_in_one_account_chain_without_gaps_in_commit_order(
+    runtime: Runtime, account: NewAccount
+) -> None:
+    """Writers of one account wait for the chain's head: sequences stay gapless and every
+    link holds, however the transactions interleave."""
+
+    def create(n: int) -> None:
+        with runtime.db.session_scope() as session:
+            ServerService(session, Actor.system("tests"), runtime).create_server(
+                account.account.id, ServerFields(name=f"Concurrent {n}")
+            )
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(create, range(40)))
+    with runtime.db.session_scope(write=False) as session:
+        sequences = list(
+            session.scalars(
+                select(AuditEvent.seq).where(AuditEvent.account_id == account.account.id).order_by(AuditEvent.id)
+            )
+        )
+        report = verify_chain(session, runtime.keyring.audit_key, account.account.id)
+    assert sorted(sequences) == list(range(1, len(sequences) + 1))
+    assert report.valid and report.checked == len(sequences) >= 40

@@ -4,8 +4,6 @@ the spreadsheet a periodic review is signed off in."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
@@ -20,6 +18,7 @@ from postwarden.identity import Actor
 from postwarden.paging import MAX_PAGE_SIZE
 from postwarden.policy import Permission
 from postwarden.runtime import Runtime
+from postwarden.spreadsheets import csv_text
 from postwarden.surfaces.auth import Authenticator
 from postwarden.surfaces.http import JSONBytesResponse
 from postwarden.surfaces.routing import guarded_by, paging_parameters, parse_int, parse_page, run_in_session
@@ -55,7 +54,6 @@ COLUMNS: Final = (
     "Flags",
 )
 #: Spreadsheets run a cell that starts with one of these as a formula (OWASP's CSV injection).
-FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
 
 
 def render_reviewed(reviewed: ReviewedMember) -> dict[str, Any]:
@@ -80,29 +78,11 @@ def render_reviewed(reviewed: ReviewedMember) -> dict[str, Any]:
     }
 
 
-def csv_cell(value: object) -> str:
-    """A value as one spreadsheet-safe cell: booleans as JSON writes them, null empty, and a
-    leading apostrophe on text a spreadsheet would otherwise evaluate."""
-    if value is None:
-        text = ""
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    else:
-        text = str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
-def csv_row(rendered: Mapping[str, Any]) -> list[str]:
+def csv_row(rendered: Mapping[str, Any]) -> list[object]:
     flat = dict(rendered)
     flat["Servers"] = "; ".join(f"{s['ServerName']} ({s['ServerID']}): {s['Access']}" for s in rendered["Servers"])
     flat["Flags"] = ";".join(rendered["Flags"])
-    return [csv_cell(flat[column]) for column in COLUMNS]
-
-
-def csv_lines(rows: list[list[str]]) -> str:
-    buffer = io.StringIO()
-    csv.writer(buffer).writerows(rows)
-    return buffer.getvalue()
+    return [flat[column] for column in COLUMNS]
 
 
 def _criteria(query: QueryParams) -> ReviewCriteria:
@@ -164,10 +144,10 @@ def review_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         first = await batch(actor, criteria, None)
 
         async def lines() -> AsyncIterator[str]:
-            yield csv_lines([list(COLUMNS)])
+            yield csv_text([COLUMNS])
             members = first
             while members:
-                yield csv_lines([csv_row(render_reviewed(member)) for member in members])
+                yield csv_text(csv_row(render_reviewed(member)) for member in members)
                 if len(members) < MAX_PAGE_SIZE:
                     break
                 members = await batch(actor, criteria, members[-1].member.user.email)
