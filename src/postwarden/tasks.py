@@ -95,7 +95,7 @@ class TaskQueue:
 
         # Hourly on every worker: pruning is idempotent, and each chain's head lock keeps
         # two workers from pruning one chain at once.
-        self.huey.periodic_task(crontab(minute="17"))(prune_audit_log)
+        self.prune_audit_log = self.huey.periodic_task(crontab(minute="17"))(prune_audit_log)
 
     def enqueue_mail(self, message_id: int) -> None:
         self._deliver_mail(message_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select, text, update
@@ -15,6 +15,8 @@ from postwarden.accounts.service import NewAccount
 from postwarden.audit import AuditEvent
 from postwarden.db import utcnow
 from postwarden.runtime import Runtime
+from postwarden.tasks import TaskQueue
+from tests.conftest import make_settings
 from tests.surfaces.cli.test_cli import assert_clean_failure, cli_env, ok, run
 
 __all__ = ["cli_env"]  # the fixture is found by pytest through this import
@@ -93,3 +95,26 @@ def test_showing_tokens_at_the_command_line_is_recorded_in_each_account(
     assert account.account_token in shown
     [viewed] = [event for event in account_events(runtime, account) if event.action == "account_token.viewed"]
     assert (viewed.via, viewed.actor_label, viewed.target_type) == ("cli", "cli: tokens show", "account_token")
+
+
+def test_the_worker_prunes_by_the_retention_setting_hourly(
+    database_url: str, tmp_path: Path, runtime: Runtime, account: NewAccount
+) -> None:
+    with runtime.db.session_scope() as session:
+        session.execute(
+            update(AuditEvent)
+            .where(AuditEvent.account_id == account.account.id)
+            .values(occurred_at=utcnow() - timedelta(days=40))
+            .execution_options(synchronize_session=False)
+        )
+    forever = TaskQueue(Runtime.start(make_settings(database_url, tmp_path)))
+    forever.prune_audit_log.call_local()
+    assert len(account_events(runtime, account)) > 1  # no retention set: nothing goes
+    queue = TaskQueue(Runtime.start(make_settings(database_url, tmp_path, audit_retention_days=30)))
+    periodic = queue.prune_audit_log.task_class()
+    assert periodic.validate_datetime(datetime(2026, 1, 1, 3, 17)) and not periodic.validate_datetime(
+        datetime(2026, 1, 1, 3, 18)
+    )  # hourly, at :17
+    queue.prune_audit_log.call_local()
+    [pruned] = account_events(runtime, account)
+    assert (pruned.action, pruned.via, pruned.actor_label) == ("audit_log.pruned", "worker", "audit retention")
