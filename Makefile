@@ -55,5 +55,9 @@ bench-webhooks: $(STAMP) ## Webhook deliveries/s against a bare httpx loop and w
 bench-scim: $(STAMP) ## SCIM filters and paging at 1k, 10k, 100k users against scim2-server
 	$(BIN)/python bench/scim.py
 
+.PHONY: bench-audit
+bench-audit: $(STAMP) ## Audit log export and verify at 10k and 1M events: time and peak RSS
+	$(BIN)/python bench/audit.py
+
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache

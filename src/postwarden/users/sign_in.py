@@ -9,6 +9,7 @@ the edge commits, then answers with the refusal.
 
 from __future__ import annotations
 
+import functools
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,8 +34,13 @@ SESSION_PREFIX: Final = "pws_"
 THROTTLE_WINDOW: Final = timedelta(minutes=15)
 MAX_FAILURES_PER_ADDRESS: Final = 5
 MAX_FAILURES_PER_IP: Final = 20
-#: Verified when the address is unknown, so both cases take the time of one hash.
-_DECOY_HASH: Final = hash_password("postwarden decoy password")
+
+
+@functools.cache
+def _decoy_hash() -> str:
+    """Verified when the address is unknown, so both cases take the time of one hash.
+    Made on first need: hashing at import would cost every command a second and 64 MiB."""
+    return hash_password("postwarden decoy password")
 
 
 @dataclass(frozen=True)
@@ -110,7 +116,7 @@ class SignInService:
                 )
             )
         user = self.session.scalar(select(User).where(User.email == address))
-        if not verify_password(password, user.password_hash if user else _DECOY_HASH) or user is None:
+        if not verify_password(password, user.password_hash if user else _decoy_hash()) or user is None:
             return self._failed(address, None, "wrong email or password")
         if user.totp_enabled_at is not None:
             if not code and not recovery_code:
