@@ -2,8 +2,10 @@
 from the per-process cache without the framework's routing and dependency machinery.
 
 Only a complete cache hit is answered here: a known token of the right kind, a cached
-server of the caller's account, and policy's yes. Anything else (a miss, any error) falls
-through to the regular route, which does the same work in full and renders errors.
+server of the caller's account, and policy's yes, with nothing due to be audited (the
+token's use from this address, and the reveal of the server's tokens, already recorded).
+Anything else (a miss, any error) falls through to the regular route, which does the same
+work in full, records what is due and renders errors.
 """
 
 from __future__ import annotations
