@@ -26,6 +26,7 @@ from postwarden.errors import PostwardenError
 from postwarden.ratelimit import MemoryBackend, RateLimiter, RedisBackend, Verdict, parse_rate
 from postwarden.runtime import Runtime
 from postwarden.surfaces.auth import Authenticator
+from postwarden.surfaces.console.app import console_app
 from postwarden.surfaces.errors import postmark_error, postmark_error_response
 from postwarden.surfaces.http import AccessLog, JSONBytesResponse, Metrics, Mounted, RequestMiddleware
 from postwarden.surfaces.postmark.domains import domains_router
@@ -237,8 +238,9 @@ def create_app(
     lenient = LenientPostmarkRequests(hot_reads, [route.path for route in postmark_routes])
     # SCIM has its own conventions and application: its requests skip the Postmark layers.
     scim = Mounted(lenient, "/scim/v2", scim_app(runtime, auth))
+    console = Mounted(scim, "/console", console_app(runtime, auth))
     return RequestMiddleware(
-        scim,
+        console,
         limiter=limiter,
         metrics=metrics,
         rate_limited=rate_limited,

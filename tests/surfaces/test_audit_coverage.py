@@ -24,6 +24,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import click
 import httpx
+import pyotp
 from click.testing import CliRunner
 from fastapi.routing import APIRoute
 from sqlalchemy import Select, func, select, update
@@ -64,7 +65,7 @@ from tests.surfaces.scim.helpers import (
     search_body,
     user_body,
 )
-from tests.surfaces.team.helpers import LINK, PASSWORD, add_member, bearer, create_server, sign_in
+from tests.surfaces.team.helpers import LINK, PASSWORD, add_member, bearer, create_server, next_code, sign_in
 from tests.surfaces.team.matrix import Builder, Request, World, counter
 from tests.surfaces.team.test_authorization_matrix import REQUESTS, method_of, routes
 
@@ -707,9 +708,10 @@ SCIM_NOT_MUTATIONS: dict[Key, str] = {
 SCIM_STATUS: Final = {"POST": 201, "PUT": 200, "PATCH": 200, "DELETE": 204}
 
 
-def scim_routes(asgi: Any) -> list[Route]:
+def mounted_routes(asgi: Any, prefix: str) -> list[Route]:
+    """The routes of the application mounted at ``prefix`` (SCIM, the console)."""
     app = asgi
-    while not isinstance(app, Mounted):  # unwrap the ASGI layers down to the SCIM mount
+    while not (isinstance(app, Mounted) and app.prefix == prefix):  # unwrap the ASGI layers down to it
         app = app.app
     assert isinstance(app.mounted, Starlette)
     return [route for route in app.mounted.routes if isinstance(route, Route)]
@@ -722,7 +724,9 @@ def test_every_scim_mutation_writes_one_matching_event(
     actor = actor_of(runtime, headers)
     app = create_app(settings, runtime=runtime)
     mutating = sorted(
-        (method, route.path) for route in scim_routes(app) for method in (route.methods or set()) - {"GET", "HEAD"}
+        (method, route.path)
+        for route in mounted_routes(app, "/scim/v2")
+        for method in (route.methods or set()) - {"GET", "HEAD"}
     )
     missing = sorted(set(mutating) - set(SCIM_EXPECTED) - set(SCIM_NOT_MUTATIONS))
     assert not missing, f"no expected audit event (SCIM_EXPECTED) or reason (SCIM_NOT_MUTATIONS) for {missing}"
@@ -998,4 +1002,74 @@ def test_every_cli_change_writes_one_matching_event(
                 actor=Actor.system(f"cli: {name}"),
                 secrets=printed_secrets(result.stdout),
             )
+    assert not problems, "\n".join(problems)
+
+
+# --- the console -----------------------------------------------------------------------------
+
+
+def console_form(client: httpx.Client, path: str, fields: dict[str, str]) -> httpx.Response:
+    """A console form as a browser posts it, from the page that shows it, with the CSRF token
+    of that page's cookie (signing out is a form of every page)."""
+    page = client.get("/console/servers" if path == "/sign-out" else f"/console{path}")
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert found is not None, page.text
+    return client.post(f"/console{path}", data={"csrf_token": found.group(1), **fields})
+
+
+def test_every_console_change_writes_one_matching_event(
+    settings: Settings, runtime: Runtime, account: NewAccount
+) -> None:
+    """Each console form that changes something, driven as a browser would; the console's
+    other changes go through the same services as the API (covered above) as it gains them."""
+    app = create_app(settings, runtime=runtime)
+    mutating = sorted(
+        (method, route.path)
+        for route in mounted_routes(app, "/console")
+        for method in (route.methods or set()) - {"GET", "HEAD"}
+    )
+    expected = {
+        ("POST", "/sign-in"): AuditAction.SESSION_CREATED,
+        ("POST", "/sign-in/two-factor"): AuditAction.SESSION_CREATED,
+        ("POST", "/sign-out"): AuditAction.SESSION_REVOKED,
+    }
+    assert sorted(expected) == mutating, f"console forms without an expected event: {set(mutating) - set(expected)}"
+    add_member(runtime, account, "second-factor@example.org", Role.ADMIN)
+    problems: list[str] = []
+    for live in run_live_server(app, runtime):
+        with httpx.Client(base_url=live.base_url, timeout=30) as client:
+            api = sign_in(client, "second-factor@example.org")
+            secret = client.post("/me/two-factor", headers=api).json()["Secret"]
+            used = pyotp.TOTP(secret).now()
+            assert client.post("/me/two-factor/confirm", json={"Code": used}, headers=api).status_code == 200
+        for (method, path), action in expected.items():
+            with httpx.Client(base_url=live.base_url, timeout=30, follow_redirects=True) as browser:
+                if path == "/sign-in/two-factor":
+                    console_form(browser, "/sign-in", {"email": "second-factor@example.org", "password": PASSWORD})
+                    fields, who = {"code": next_code(secret, after=used)}, "second-factor@example.org"
+                elif path == "/sign-out":
+                    console_form(
+                        browser, "/sign-in", {"email": account.owner_email, "password": account.owner_password}
+                    )
+                    fields, who = {}, account.owner_email
+                else:
+                    fields = {"email": account.owner_email, "password": account.owner_password}
+                    who = account.owner_email
+                before = last_event_id(runtime)
+                answer = console_form(browser, path, fields)
+                if answer.status_code != 200 or not str(answer.url).endswith(("/servers", "/sign-in")):
+                    problems.append(f"{method} {path}: answered {answer.status_code} at {answer.url}")
+                    continue
+                found = [e for e in events_after(runtime, before) if e.action == action.value]
+                if len(found) != 1:
+                    problems.append(f"{method} {path}: {len(found)} events {action.value}")
+                    continue
+                event = found[0]
+                if (event.via, event.actor_label, event.target_label, event.account_id) != (
+                    "console",
+                    who,
+                    who,
+                    account.account.id,
+                ):
+                    problems.append(f"{method} {path}: {event.via} {event.actor_label} {event.target_label}")
     assert not problems, "\n".join(problems)

@@ -9,6 +9,7 @@ person's role and server access. Server endpoints take only the server token.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -169,6 +170,14 @@ class Authenticator:
         if principal.kind == Credential.PERSONAL_TOKEN.value:
             await self._touch(principal, context.ip)
         return await self._noted(actor_for(principal, context))
+
+    async def console_actor(self, request: Request, token: str) -> Actor | None:
+        """The person signed in to the console with the session ``token`` of its cookie;
+        None when it is no live session."""
+        principal = await self._principal(token)
+        if principal is None or principal.kind != Credential.SESSION.value or _expired(principal):
+            return None
+        return await self._noted(replace(actor_for(principal, context_of(request)), via=Via.CONSOLE))
 
     def knows_address(self, principal: Principal, ip: str) -> bool:
         """Whether this process has recorded the credential's use from ``ip`` (the hot read

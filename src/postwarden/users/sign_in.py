@@ -53,7 +53,7 @@ class SignIn:
 
 
 def open_session(
-    session: Session, runtime: Runtime, user: User, account_id: int, context: RequestContext
+    session: Session, runtime: Runtime, user: User, account_id: int, context: RequestContext, *, via: Via = Via.API
 ) -> tuple[UserSession, str]:
     """A new session of ``user`` in one account (the caller checked the membership)."""
     plaintext = SESSION_PREFIX + secrets.token_hex(32)
@@ -73,7 +73,7 @@ def open_session(
     actor = Actor(
         credential=Credential.SESSION,
         label=user.email,
-        via=Via.API,
+        via=via,
         account_id=account_id,
         user_id=user.id,
         token_id=row.id,
@@ -92,11 +92,21 @@ def open_session(
     return row, plaintext
 
 
+def _throttled() -> SignIn:
+    return SignIn(
+        refusal=PostwardenError(
+            Reason.LOGIN_THROTTLED,
+            f"Too many failed sign-ins. Try again in {int(THROTTLE_WINDOW.total_seconds() // 60)} minutes.",
+        )
+    )
+
+
 class SignInService:
-    def __init__(self, session: Session, runtime: Runtime, context: RequestContext) -> None:
+    def __init__(self, session: Session, runtime: Runtime, context: RequestContext, *, via: Via = Via.API) -> None:
         self.session = session
         self.runtime = runtime
         self.context = context
+        self.via = via
 
     def sign_in(
         self,
@@ -109,12 +119,7 @@ class SignInService:
     ) -> SignIn:
         address = email.strip().lower()
         if self._throttled(address):
-            return SignIn(
-                refusal=PostwardenError(
-                    Reason.LOGIN_THROTTLED,
-                    f"Too many failed sign-ins. Try again in {int(THROTTLE_WINDOW.total_seconds() // 60)} minutes.",
-                )
-            )
+            return _throttled()
         user = self.session.scalar(select(User).where(User.email == address))
         if not verify_password(password, user.password_hash if user else _decoy_hash()) or user is None:
             return self._failed(address, None, "wrong email or password")
@@ -129,6 +134,23 @@ class SignInService:
                 )
             if not self._second_factor(user, code, recovery_code):
                 return self._failed(address, user, "wrong two-factor code")
+        return self._open(user, account_id)
+
+    def finish_two_factor(
+        self, user_id: int, *, code: str | None, recovery_code: str | None, account_id: int | None = None
+    ) -> SignIn:
+        """The second step of a sign-in in two requests (the console): the password was
+        checked by ``sign_in``, whose caller kept the user's id in a signed, short-lived form."""
+        user = self.session.get(User, user_id)
+        if user is None or user.totp_enabled_at is None:
+            return self._failed("", user, "no two-factor sign-in under way")
+        if self._throttled(user.email):
+            return _throttled()
+        if not self._second_factor(user, code, recovery_code):
+            return self._failed(user.email, user, "wrong two-factor code")
+        return self._open(user, account_id)
+
+    def _open(self, user: User, account_id: int | None) -> SignIn:
         memberships = {
             m.account_id: m
             for m in self.session.scalars(
@@ -137,8 +159,8 @@ class SignInService:
         }
         chosen = account_id if account_id is not None else min(memberships, default=None)
         if chosen is None or chosen not in memberships:
-            return self._failed(address, user, "not a member of the requested account")
-        row, token = open_session(self.session, self.runtime, user, chosen, self.context)
+            return self._failed(user.email, user, "not a member of the requested account")
+        row, token = open_session(self.session, self.runtime, user, chosen, self.context, via=self.via)
         return SignIn(session_token=token, session=row)
 
     def _second_factor(self, user: User, code: str | None, recovery_code: str | None) -> bool:
@@ -196,7 +218,7 @@ class SignInService:
         return Actor(
             credential=Credential.SESSION,
             label=user.email if user else address[:320],
-            via=Via.API,
+            via=self.via,
             user_id=user.id if user else None,
             context=self.context,
         )
