@@ -1011,7 +1011,8 @@ def test_every_cli_change_writes_one_matching_event(
 def console_form(client: httpx.Client, path: str, fields: dict[str, str]) -> httpx.Response:
     """A console form as a browser posts it, from the page that shows it, with the CSRF token
     of that page's cookie (signing out is a form of every page)."""
-    page = client.get("/console/servers" if path == "/sign-out" else f"/console{path}")
+    shown_on = {"/sign-out": "/servers", "/users/invite": "/users"}
+    page = client.get(f"/console{shown_on.get(path, path)}")
     found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert found is not None, page.text
     return client.post(f"/console{path}", data={"csrf_token": found.group(1), **fields})
@@ -1032,6 +1033,7 @@ def test_every_console_change_writes_one_matching_event(
         ("POST", "/sign-in"): AuditAction.SESSION_CREATED,
         ("POST", "/sign-in/two-factor"): AuditAction.SESSION_CREATED,
         ("POST", "/sign-out"): AuditAction.SESSION_REVOKED,
+        ("POST", "/users/invite"): AuditAction.INVITATION_CREATED,
     }
     assert sorted(expected) == mutating, f"console forms without an expected event: {set(mutating) - set(expected)}"
     add_member(runtime, account, "second-factor@example.org", Role.ADMIN)
@@ -1047,17 +1049,21 @@ def test_every_console_change_writes_one_matching_event(
                 if path == "/sign-in/two-factor":
                     console_form(browser, "/sign-in", {"email": "second-factor@example.org", "password": PASSWORD})
                     fields, who = {"code": next_code(secret, after=used)}, "second-factor@example.org"
-                elif path == "/sign-out":
+                elif path in {"/sign-out", "/users/invite"}:
                     console_form(
                         browser, "/sign-in", {"email": account.owner_email, "password": account.owner_password}
                     )
                     fields, who = {}, account.owner_email
+                    if path == "/users/invite":
+                        fields = {"emails": "console-invitee@example.org", "role": "Member"}
                 else:
                     fields = {"email": account.owner_email, "password": account.owner_password}
                     who = account.owner_email
                 before = last_event_id(runtime)
                 answer = console_form(browser, path, fields)
-                if answer.status_code != 200 or not str(answer.url).endswith(("/servers", "/sign-in")):
+                if answer.status_code != 200 or not str(answer.url).endswith(
+                    ("/servers", "/sign-in", "/users?invited=1")
+                ):
                     problems.append(f"{method} {path}: answered {answer.status_code} at {answer.url}")
                     continue
                 found = [e for e in events_after(runtime, before) if e.action == action.value]
@@ -1065,10 +1071,11 @@ def test_every_console_change_writes_one_matching_event(
                     problems.append(f"{method} {path}: {len(found)} events {action.value}")
                     continue
                 event = found[0]
+                target = "console-invitee@example.org" if path == "/users/invite" else who
                 if (event.via, event.actor_label, event.target_label, event.account_id) != (
                     "console",
                     who,
-                    who,
+                    target,
                     account.account.id,
                 ):
                     problems.append(f"{method} {path}: {event.via} {event.actor_label} {event.target_label}")

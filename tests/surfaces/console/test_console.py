@@ -167,3 +167,58 @@ def test_the_audit_log_page_filters_and_exports_and_only_owner_and_admins_see_it
     refused = other.get("/console/audit-log")  # ...and refused when asked for anyway
     assert refused.status_code == 403 and "Audited" not in refused.text
     assert other.get("/console/audit-log/export").status_code == 403
+
+
+def test_the_owner_invites_several_people_at_once_with_one_role(
+    client: TestClient, runtime: Runtime, account: NewAccount
+) -> None:
+    console_sign_in(client, account.owner_email, account.owner_password)
+    page = client.get("/console/users").text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None and 'action="/console/users/invite"' in page
+    answer = client.post(
+        "/console/users/invite",
+        data={
+            "csrf_token": token.group(1),
+            "emails": "ann@example.org, bob@example.org\ncid@example.org",
+            "role": "Technical",
+        },
+    )
+    assert answer.status_code == 200 and "Invitations sent: 3." in answer.text
+    with runtime.db.session_scope(write=False) as session:
+        invited = session.scalars(
+            select(AuditEvent.target_label).where(
+                AuditEvent.action == "invitation.created", AuditEvent.via == "console"
+            )
+        ).all()
+    assert sorted(invited) == ["ann@example.org", "bob@example.org", "cid@example.org"]
+    listed = client.get("/invitations?count=10&offset=0", headers={"X-Postmark-Account-Token": account.account_token})
+    assert {i["Role"] for i in listed.json()["Invitations"]} == {"Technical"}
+    owner = client.post(
+        "/console/users/invite", data={"csrf_token": token.group(1), "emails": "x@example.org", "role": "Owner"}
+    )
+    assert owner.status_code == 422 and "Owner" in owner.text  # the service's own message
+
+
+def test_members_who_may_not_invite_see_no_form_and_a_crafted_post_is_refused(
+    client: TestClient, runtime: Runtime, account: NewAccount
+) -> None:
+    add_member(runtime, account, "tech@example.org", Role.TECHNICAL)
+    console_sign_in(client, "tech@example.org")
+    page = client.get("/console/users").text
+    assert "/console/users/invite" not in page and "Access review" not in page
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+    refused = client.post(
+        "/console/users/invite", data={"csrf_token": token.group(1), "emails": "z@example.org", "role": "Member"}
+    )
+    assert refused.status_code == 403
+    assert client.get("/console/access-review").status_code == 403
+
+
+def test_the_access_review_page_flags_members(client: TestClient, runtime: Runtime, account: NewAccount) -> None:
+    add_member(runtime, account, "idle@example.org", Role.MEMBER)
+    console_sign_in(client, account.owner_email, account.owner_password)
+    page = client.get("/console/access-review").text
+    idle_row = page[page.index("idle@example.org") :].split("</tr>")[0]
+    assert "NeverLoggedIn" in idle_row and "NoTwoFactor" in idle_row and "never" in idle_row

@@ -10,6 +10,7 @@ sending the session at all, the token covers older browsers and same-site pages.
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -28,13 +29,16 @@ from postwarden.audit_log.export import csv_lines, event_document, jsonl_lines
 from postwarden.audit_log.service import AuditLogService, EventFilters, check_action, known_actions
 from postwarden.errors import PostwardenError, Reason
 from postwarden.identity import Actor, Via
+from postwarden.invitations.service import InvitationService, NewInvitations
 from postwarden.policy import Permission, Role, allows
 from postwarden.runtime import Runtime
 from postwarden.servers.service import ServerService
 from postwarden.surfaces.auth import Authenticator, context_of
 from postwarden.surfaces.errors import POSTMARK_CODES
 from postwarden.surfaces.routing import run_in_session
-from postwarden.users.service import UserService
+from postwarden.tasks import TaskQueue
+from postwarden.users.review import AccessReviewService, ReviewCriteria
+from postwarden.users.service import UserService, parse_role
 from postwarden.users.sign_in import SignInService, sign_out
 
 SESSION_COOKIE: Final = "pw_session"
@@ -53,6 +57,7 @@ class Console:
     def __init__(self, runtime: Runtime, auth: Authenticator) -> None:
         self.runtime = runtime
         self.auth = auth
+        self.enqueue_mail = TaskQueue(runtime).enqueue_mail
         self.templates = Environment(
             loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), auto_reload=False
         )
@@ -282,6 +287,10 @@ class Console:
             **listing,
             may_manage=allows(actor, Permission.USERS_MANAGE, account_id=account_id),
             owner_role=Role.OWNER.value,
+            admin_role=Role.ADMIN.value,
+            default_role=Role.MEMBER.value,
+            invitable_roles=[role.value for role in Role if role is not Role.OWNER],
+            invited=request.query_params.get("invited"),
         )
 
     async def audit_log(self, request: Request, actor: Actor) -> Response:
@@ -348,6 +357,56 @@ class Console:
             headers={"Content-Disposition": f'attachment; filename="audit-events-{account_id}.{extension}"'},
         )
 
+    async def access_review(self, request: Request, actor: Actor) -> Response:
+        account_id = actor.account_id or 0
+        try:
+            page_number = max(1, int(request.query_params.get("page", "1")))
+        except ValueError:
+            page_number = 1
+
+        def work(session: Session) -> tuple[int, list[dict[str, Any]]]:
+            reviewed = AccessReviewService(session, actor).review(
+                account_id, ReviewCriteria(), count=PAGE_SIZE, offset=(page_number - 1) * PAGE_SIZE
+            )
+            return reviewed.total, [
+                {
+                    "email": entry.member.user.email,
+                    "role": entry.member.role.value,
+                    "suspended": entry.member.membership.suspended_at is not None,
+                    "servers": [(name, level.value) for _, name, level in entry.servers],
+                    "last_login": entry.member.user.last_login_at,
+                    "last_token_use": entry.last_token_use_at,
+                    "flags": [flag.value for flag in entry.flags],
+                }
+                for entry in reviewed.members
+            ]
+
+        total, members = await run_in_session(self.runtime, work, write=False)
+        return self.render(
+            request,
+            "access_review.html",
+            title="Access review",
+            actor=actor,
+            members=members,
+            total=total,
+            page=page_number,
+            pages=max(1, -(-total // PAGE_SIZE)),
+        )
+
+    async def invite(self, request: Request, actor: Actor) -> Response:
+        fields = await self.form(request)
+        if fields is None:
+            return self.expired_form(request)
+        emails = [email for email in re.split(r"[\s,;]+", fields.get("emails", "")) if email]
+        given = NewInvitations(emails=emails, role=parse_role(fields.get("role", "")))
+        account_id = actor.account_id or 0
+
+        def work(session: Session) -> int:
+            return len(InvitationService(session, actor, self.runtime, self.enqueue_mail).invite(account_id, given))
+
+        invited = await run_in_session(self.runtime, work, write=True)
+        return self.redirect(request, f"/users?invited={invited}")
+
 
 def _status(error: PostwardenError | None) -> int:
     """The HTTP status the API answers the same error with."""
@@ -370,6 +429,8 @@ def console_app(runtime: Runtime, auth: Authenticator) -> Starlette:
             Route("/sign-out", console.sign_out, methods=["POST"]),
             Route("/servers", console.signed_in(console.servers)),
             Route("/users", console.signed_in(console.users)),
+            Route("/users/invite", console.signed_in(console.invite), methods=["POST"]),
+            Route("/access-review", console.signed_in(console.access_review)),
             Route("/audit-log", console.signed_in(console.audit_log)),
             Route("/audit-log/export", console.signed_in(console.audit_export)),
         ]
