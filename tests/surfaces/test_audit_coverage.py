@@ -1012,7 +1012,7 @@ def console_form(client: httpx.Client, path: str, fields: dict[str, str]) -> htt
     """A console form as a browser posts it, from the page that shows it, with the CSRF token
     of that page's cookie (signing out is a form of every page)."""
     shown_on = {"/sign-out": "/servers", "/users/invite": "/users"}
-    page = client.get(f"/console{shown_on.get(path, path)}")
+    page = client.get(f"/console{shown_on.get(path, '/users' if path.startswith('/invitations/') else path)}")
     found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
     assert found is not None, page.text
     return client.post(f"/console{path}", data={"csrf_token": found.group(1), **fields})
@@ -1034,6 +1034,8 @@ def test_every_console_change_writes_one_matching_event(
         ("POST", "/sign-in/two-factor"): AuditAction.SESSION_CREATED,
         ("POST", "/sign-out"): AuditAction.SESSION_REVOKED,
         ("POST", "/users/invite"): AuditAction.INVITATION_CREATED,
+        ("POST", "/invitations/{invitation_id:int}/resend"): AuditAction.INVITATION_RESENT,
+        ("POST", "/invitations/{invitation_id:int}/revoke"): AuditAction.INVITATION_REVOKED,
     }
     assert sorted(expected) == mutating, f"console forms without an expected event: {set(mutating) - set(expected)}"
     add_member(runtime, account, "second-factor@example.org", Role.ADMIN)
@@ -1045,25 +1047,40 @@ def test_every_console_change_writes_one_matching_event(
             used = pyotp.TOTP(secret).now()
             assert client.post("/me/two-factor/confirm", json={"Code": used}, headers=api).status_code == 200
         for (method, path), action in expected.items():
+            invitee = f"pending-{path.rsplit('/', 1)[-1]}@example.org"
+            url_path = path
             with httpx.Client(base_url=live.base_url, timeout=30, follow_redirects=True) as browser:
                 if path == "/sign-in/two-factor":
                     console_form(browser, "/sign-in", {"email": "second-factor@example.org", "password": PASSWORD})
                     fields, who = {"code": next_code(secret, after=used)}, "second-factor@example.org"
-                elif path in {"/sign-out", "/users/invite"}:
+                elif path == "/sign-out" or path.startswith(("/users/", "/invitations/")):
                     console_form(
                         browser, "/sign-in", {"email": account.owner_email, "password": account.owner_password}
                     )
                     fields, who = {}, account.owner_email
                     if path == "/users/invite":
                         fields = {"emails": "console-invitee@example.org", "role": "Member"}
+                    elif path.startswith("/invitations/"):
+                        invited = console_form(browser, "/users/invite", {"emails": invitee, "role": "Member"})
+                        assert invited.status_code == 200, invited.text
+                        with runtime.db.session_scope(write=False) as session:
+                            invitation_id = session.scalar(
+                                select(Invitation.id).where(
+                                    Invitation.email == invitee, Invitation.accepted_at.is_(None)
+                                )
+                            )
+                        url_path = path.replace("{invitation_id:int}", str(invitation_id))
                 else:
                     fields = {"email": account.owner_email, "password": account.owner_password}
                     who = account.owner_email
                 before = last_event_id(runtime)
-                answer = console_form(browser, path, fields)
-                if answer.status_code != 200 or not str(answer.url).endswith(
-                    ("/servers", "/sign-in", "/users?invited=1")
-                ):
+                answer = console_form(browser, url_path, fields)
+                landed = urlsplit(str(answer.url)).path
+                if answer.status_code != 200 or landed not in {
+                    "/console/servers",
+                    "/console/sign-in",
+                    "/console/users",
+                }:
                     problems.append(f"{method} {path}: answered {answer.status_code} at {answer.url}")
                     continue
                 found = [e for e in events_after(runtime, before) if e.action == action.value]
@@ -1071,7 +1088,13 @@ def test_every_console_change_writes_one_matching_event(
                     problems.append(f"{method} {path}: {len(found)} events {action.value}")
                     continue
                 event = found[0]
-                target = "console-invitee@example.org" if path == "/users/invite" else who
+                target = (
+                    "console-invitee@example.org"
+                    if path == "/users/invite"
+                    else invitee
+                    if path.startswith("/invitations/")
+                    else who
+                )
                 if (event.via, event.actor_label, event.target_label, event.account_id) != (
                     "console",
                     who,

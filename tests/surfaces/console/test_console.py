@@ -222,3 +222,35 @@ def test_the_access_review_page_flags_members(client: TestClient, runtime: Runti
     page = client.get("/console/access-review").text
     idle_row = page[page.index("idle@example.org") :].split("</tr>")[0]
     assert "NeverLoggedIn" in idle_row and "NoTwoFactor" in idle_row and "never" in idle_row
+
+
+def test_pending_invitations_are_listed_resent_and_revoked(
+    client: TestClient, runtime: Runtime, account: NewAccount
+) -> None:
+    headers = {"X-Postmark-Account-Token": account.account_token}
+    client.post(
+        "/invitations", json={"Emails": ["keep@example.org", "drop@example.org"], "Role": "Member"}, headers=headers
+    )
+    ids = {
+        i["Email"]: i["ID"] for i in client.get("/invitations?count=10&offset=0", headers=headers).json()["Invitations"]
+    }
+    console_sign_in(client, account.owner_email, account.owner_password)
+    page = client.get("/console/users").text
+    assert "Pending invitations" in page and "keep@example.org" in page and "drop@example.org" in page
+    token = csrf(client, "/console/users")
+    resent = client.post(f"/console/invitations/{ids['keep@example.org']}/resend", data={"csrf_token": token})
+    assert "Invitation to keep@example.org sent again with a new link." in resent.text
+    revoked = client.post(f"/console/invitations/{ids['drop@example.org']}/revoke", data={"csrf_token": token})
+    assert "Invitation to drop@example.org revoked." in revoked.text
+    assert "drop@example.org</td>" not in revoked.text
+    gone = client.post(f"/console/invitations/{ids['drop@example.org']}/revoke", data={"csrf_token": token})
+    assert gone.status_code == 404  # the service's own "no such invitation"
+    assert (
+        client.post(f"/console/invitations/{ids['keep@example.org']}/explode", data={"csrf_token": token}).status_code
+        == 404
+    )
+    with runtime.db.session_scope(write=False) as session:
+        actions = session.scalars(
+            select(AuditEvent.action).where(AuditEvent.via == "console", AuditEvent.target_type == "invitation")
+        ).all()
+    assert sorted(actions) == ["invitation.resent", "invitation.revoked"]

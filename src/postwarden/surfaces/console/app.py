@@ -10,6 +10,7 @@ sending the session at all, the token covers older browsers and same-site pages.
 from __future__ import annotations
 
 import hmac
+import json
 import re
 import secrets
 import time
@@ -27,6 +28,7 @@ from starlette.routing import Route
 
 from postwarden.audit_log.export import csv_lines, event_document, jsonl_lines
 from postwarden.audit_log.service import AuditLogService, EventFilters, check_action, known_actions
+from postwarden.db import utcnow
 from postwarden.errors import PostwardenError, Reason
 from postwarden.identity import Actor, Via
 from postwarden.invitations.service import InvitationService, NewInvitations
@@ -61,6 +63,7 @@ class Console:
         self.templates = Environment(
             loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]), auto_reload=False
         )
+        self.templates.filters["shown"] = shown
 
     # -- rendering and cookies ------------------------------------------------------------
 
@@ -276,6 +279,21 @@ class Console:
             }
 
         listing = await run_in_session(self.runtime, work, write=False)
+        may_manage = allows(actor, Permission.USERS_MANAGE, account_id=account_id)
+        invitations: list[dict[str, Any]] = []
+        if may_manage:
+
+            def pending(session: Session) -> list[dict[str, Any]]:
+                found = InvitationService(session, actor, self.runtime, self.enqueue_mail).list_invitations(
+                    account_id, count=500, offset=0
+                )
+                now = utcnow()
+                return [
+                    {"id": i.id, "email": i.email, "role": i.role, "expired": i.expires_at <= now}
+                    for i in found.invitations
+                ]
+
+            invitations = await run_in_session(self.runtime, pending, write=False)
         pages = max(1, -(-listing["total"] // PAGE_SIZE))
         return self.render(
             request,
@@ -285,12 +303,15 @@ class Console:
             page=page_number,
             pages=pages,
             **listing,
-            may_manage=allows(actor, Permission.USERS_MANAGE, account_id=account_id),
+            may_manage=may_manage,
+            invitations=invitations,
             owner_role=Role.OWNER.value,
             admin_role=Role.ADMIN.value,
             default_role=Role.MEMBER.value,
             invitable_roles=[role.value for role in Role if role is not Role.OWNER],
             invited=request.query_params.get("invited"),
+            resent=request.query_params.get("resent"),
+            revoked=request.query_params.get("revoked"),
         )
 
     async def audit_log(self, request: Request, actor: Actor) -> Response:
@@ -407,6 +428,37 @@ class Console:
         invited = await run_in_session(self.runtime, work, write=True)
         return self.redirect(request, f"/users?invited={invited}")
 
+    async def resend_invitation(self, request: Request, actor: Actor) -> Response:
+        return await self._invitation_action(request, actor, "resend")
+
+    async def revoke_invitation(self, request: Request, actor: Actor) -> Response:
+        return await self._invitation_action(request, actor, "revoke")
+
+    async def _invitation_action(self, request: Request, actor: Actor, verb: str) -> Response:
+        fields = await self.form(request)
+        if fields is None:
+            return self.expired_form(request)
+        invitation_id: int = request.path_params["invitation_id"]
+        account_id = actor.account_id or 0
+
+        def work(session: Session) -> str:
+            service = InvitationService(session, actor, self.runtime, self.enqueue_mail)
+            invitation = (service.resend if verb == "resend" else service.revoke)(account_id, invitation_id)
+            return invitation.email
+
+        email = await run_in_session(self.runtime, work, write=True)
+        done = "resent" if verb == "resend" else "revoked"
+        return self.redirect(request, f"/users?{urlencode({done: email})}")
+
+
+def shown(value: object) -> str:
+    """A recorded value as the API writes it: JSON's true, false and objects; a dash for none."""
+    if value is None:
+        return "—"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
 
 def _status(error: PostwardenError | None) -> int:
     """The HTTP status the API answers the same error with."""
@@ -430,6 +482,16 @@ def console_app(runtime: Runtime, auth: Authenticator) -> Starlette:
             Route("/servers", console.signed_in(console.servers)),
             Route("/users", console.signed_in(console.users)),
             Route("/users/invite", console.signed_in(console.invite), methods=["POST"]),
+            Route(
+                "/invitations/{invitation_id:int}/resend",
+                console.signed_in(console.resend_invitation),
+                methods=["POST"],
+            ),
+            Route(
+                "/invitations/{invitation_id:int}/revoke",
+                console.signed_in(console.revoke_invitation),
+                methods=["POST"],
+            ),
             Route("/access-review", console.signed_in(console.access_review)),
             Route("/audit-log", console.signed_in(console.audit_log)),
             Route("/audit-log/export", console.signed_in(console.audit_export)),
