@@ -254,3 +254,14 @@ def test_pending_invitations_are_listed_resent_and_revoked(
             select(AuditEvent.action).where(AuditEvent.via == "console", AuditEvent.target_type == "invitation")
         ).all()
     assert sorted(actions) == ["invitation.resent", "invitation.revoked"]
+
+
+def test_the_users_page_is_paged_by_fifty(client: TestClient, runtime: Runtime, account: NewAccount) -> None:
+    for n in range(55):
+        add_member(runtime, account, f"m{n:02d}@example.org", Role.MEMBER)
+    console_sign_in(client, account.owner_email, account.owner_password)
+    first = client.get("/console/users").text
+    assert "Page 1 of 2" in first and 'href="/console/users?page=2" rel="next"' in first
+    assert "m00@example.org" in first and "m54@example.org" not in first
+    second = client.get("/console/users?page=2").text
+    assert "m54@example.org" in second and 'rel="prev"' in second and "m00@example.org" not in second
