@@ -50,6 +50,8 @@ class SignIn:
     session_token: str | None = None
     session: UserSession | None = None
     refusal: PostwardenError | None = None
+    #: The user whose password was right and whose second factor is awaited (``finish_two_factor``).
+    awaiting_second_factor: int | None = None
 
 
 def open_session(
@@ -130,7 +132,8 @@ class SignInService:
                         Reason.TWO_FACTOR_CODE_NEEDED,
                         "This user has two-factor authentication: send 'Code' from the authenticator app "
                         "(or a 'RecoveryCode').",
-                    )
+                    ),
+                    awaiting_second_factor=user.id,
                 )
             if not self._second_factor(user, code, recovery_code):
                 return self._failed(address, user, "wrong two-factor code")

@@ -172,9 +172,8 @@ class Console:
 
         def work(session: Session) -> tuple[str | None, int | None, PostwardenError | None]:
             outcome = SignInService(session, self.runtime, service_context, via=Via.CONSOLE).sign_in(email, password)
-            if outcome.refusal is not None and outcome.refusal.reason is Reason.TWO_FACTOR_CODE_NEEDED:
-                user = UserService(session, Actor.system("console"), self.runtime).find_user_by_email(email)
-                return None, user.id if user else None, None
+            if outcome.awaiting_second_factor is not None:
+                return None, outcome.awaiting_second_factor, None
             return outcome.session_token, None, outcome.refusal
 
         token, waiting_user, refusal = await run_in_session(self.runtime, work, write=True)
