@@ -8,6 +8,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 from postwarden.db import Base, UTCDateTime, utcnow
 
 
+class ServerPin(Base):
+    """A server one user keeps at the top of their console's server list."""
+
+    __tablename__ = "server_pins"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id", ondelete="CASCADE"), primary_key=True, index=True)
+    pinned_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Server(Base):
     """A Postmark server: one client or environment, with its own tokens and streams."""
 

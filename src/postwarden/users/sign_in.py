@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from postwarden import audit
 from postwarden.audit import AuditAction, AuditEvent
 from postwarden.db import on_commit, utcnow
-from postwarden.errors import NotAuthenticated, PostwardenError, Reason
+from postwarden.errors import NotAuthenticated, PermissionDenied, PostwardenError, Reason
 from postwarden.identity import Actor, Credential, RequestContext, Via
 from postwarden.policy import Permission, require
 from postwarden.runtime import Runtime
@@ -34,6 +34,8 @@ SESSION_PREFIX: Final = "pws_"
 THROTTLE_WINDOW: Final = timedelta(minutes=15)
 MAX_FAILURES_PER_ADDRESS: Final = 5
 MAX_FAILURES_PER_IP: Final = 20
+#: Sensitive console actions ask for the password again when it was last typed longer ago.
+PASSWORD_CONFIRMATION_LIFETIME: Final = timedelta(minutes=15)
 
 
 @functools.cache
@@ -153,6 +155,34 @@ class SignInService:
             return self._failed(user.email, user, "wrong two-factor code")
         return self._open(user, account_id)
 
+    def confirm_password(self, actor: Actor, password: str) -> PostwardenError | None:
+        """The signed-in person types their password again before a sensitive action.
+
+        A wrong password is a failed sign-in (recorded, and counted by the throttle); the refusal
+        is returned, not raised, so that the edge commits the record. A right one is recorded too."""
+        require(actor, Permission.PROFILE_MANAGE, account_id=actor.account_id)
+        user = self.session.get(User, actor.user_id) if actor.user_id is not None else None
+        if actor.credential is not Credential.SESSION or actor.token_id is None or user is None:
+            return PermissionDenied(Reason.NOT_ALLOWED, "Only a signed-in person can confirm their password.")
+        if self._throttled(user.email):
+            return _throttled().refusal
+        if not verify_password(password, user.password_hash):
+            self._failed(user.email, user, "wrong password when confirming it")
+            return NotAuthenticated(Reason.LOGIN_FAILED, "That is not your password.")
+        self.session.execute(
+            update(UserSession).where(UserSession.id == actor.token_id).values(password_confirmed_at=utcnow())
+        )
+        audit.record(
+            self.session,
+            actor,
+            AuditAction.SESSION_PASSWORD_CONFIRMED,
+            account_id=actor.account_id,
+            target_type="user",
+            target_id=user.id,
+            target_label=user.email,
+        )
+        return None
+
     def _open(self, user: User, account_id: int | None) -> SignIn:
         memberships = {
             m.account_id: m
@@ -244,3 +274,12 @@ def sign_out(session: Session, runtime: Runtime, actor: Actor) -> None:
     )
     user_id = actor.user_id or 0
     on_commit(session, lambda: runtime.cache.invalidate_user(user_id))
+
+
+def password_confirmed_lately(session: Session, actor: Actor) -> bool:
+    """Whether the actor's session had its password typed within ``PASSWORD_CONFIRMATION_LIFETIME``."""
+    if actor.credential is not Credential.SESSION or actor.token_id is None:
+        return False
+    confirmed = session.scalar(select(UserSession.password_confirmed_at).where(UserSession.id == actor.token_id))
+    return confirmed is not None and confirmed > utcnow() - PASSWORD_CONFIRMATION_LIFETIME
+

@@ -18,16 +18,19 @@ from pathlib import Path
 from typing import Any, Final
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from postwarden.errors import PostwardenError, Reason
-from postwarden.identity import Actor
+from postwarden.identity import Actor, Via
 from postwarden.policy import Permission, allows
 from postwarden.runtime import Runtime
-from postwarden.surfaces.auth import Authenticator
+from postwarden.surfaces.auth import Authenticator, context_of
 from postwarden.surfaces.errors import POSTMARK_CODES
+from postwarden.surfaces.routing import run_in_session
 from postwarden.tasks import TaskQueue
+from postwarden.users.sign_in import SignInService, password_confirmed_lately
 
 SESSION_COOKIE: Final = "pw_session"
 CSRF_COOKIE: Final = "pw_csrf"
@@ -36,6 +39,8 @@ CSRF_FIELD: Final = "csrf_token"
 PENDING_COOKIE: Final = "pw_pending"
 PENDING_SECONDS: Final = 300
 PAGE_SIZE: Final = 50
+#: The field in which a sensitive action's form carries the password typed again.
+PASSWORD_FIELD: Final = "current_password"
 TEMPLATES: Final = Path(__file__).parent / "templates"
 
 Page = Callable[[Request], Awaitable[Response]]
@@ -112,17 +117,73 @@ class Console:
         token = request.cookies.get(SESSION_COOKIE)
         return await self.auth.console_actor(request, token) if token else None
 
-    def signed_in(self, page: Callable[[Request, Actor], Awaitable[Response]]) -> Page:
+    def signed_in(
+        self,
+        page: Callable[[Request, Actor], Awaitable[Response]],
+        *,
+        sensitive: str | None = None,
+        always_ask: bool = False,
+        without_two_factor: bool = False,
+    ) -> Page:
+        """A page for signed-in people.
+
+        ``sensitive`` names what a POST does ("reveal this server's tokens"): it asks for the
+        password first unless it was typed in the last 15 minutes (``always_ask``: every time).
+        Where the account requires two-factor authentication, someone without it is sent to
+        set it up, except on the pages marked ``without_two_factor``."""
+
         async def endpoint(request: Request) -> Response:
             actor = await self.actor(request)
             if actor is None:
                 return self.redirect(request, "/sign-in")
+            if actor.two_factor_missing and not without_two_factor:
+                return self.redirect(request, "/two-factor")
             try:
+                if sensitive is not None and request.method == "POST":
+                    asked = await self.ask_password(request, actor, sensitive, always=always_ask)
+                    if asked is not None:
+                        return asked
                 return await page(request, actor)
             except PostwardenError as exc:
                 return self.refusal(request, exc, actor)
 
         return endpoint
+
+    async def ask_password(self, request: Request, actor: Actor, purpose: str, *, always: bool) -> Response | None:
+        """None when the action may go on; else the page asking for the password, which posts
+        the same form again with it."""
+        fields = await self.form(request)
+        if fields is None:
+            return self.expired_form(request)
+        typed = fields.pop(PASSWORD_FIELD, None)
+        error, status = None, 200
+        if typed is not None:
+            service_context = context_of(request)
+
+            def confirm(session: Session) -> PostwardenError | None:
+                return SignInService(session, self.runtime, service_context, via=Via.CONSOLE).confirm_password(
+                    actor, typed
+                )
+
+            refusal = await run_in_session(self.runtime, confirm, write=True)
+            if refusal is None:
+                return None
+            error, status = refusal.message, status_of(refusal)
+        elif not always and await run_in_session(
+            self.runtime, lambda session: password_confirmed_lately(session, actor), write=False
+        ):
+            return None
+        return self.render(
+            request,
+            "confirm_password.html",
+            status=status,
+            title="Confirm your password",
+            actor=actor,
+            purpose=purpose,
+            action=str(request.url.path) + (f"?{request.url.query}" if request.url.query else ""),
+            fields=fields,
+            error=error,
+        )
 
     def refusal(self, request: Request, error: PostwardenError, actor: Actor | None) -> Response:
         """A page saying why the service refused, with the status the API would answer."""
