@@ -77,5 +77,9 @@ bench-scim: $(STAMP) ## SCIM filters and paging at 1k, 10k, 100k users against s
 bench-audit: $(STAMP) ## Audit log export and verify at 10k and 1M events: time and peak RSS
 	$(BIN)/python bench/audit.py
 
+.PHONY: bench-console
+bench-console: $(STAMP) ## Console Users page time to first byte at 10 and 1,000 members, 100 servers
+	$(BIN)/python bench/console.py
+
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var .mypy_cache .pytest_cache .ruff_cache

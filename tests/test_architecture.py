@@ -125,6 +125,10 @@ def test_every_mutating_service_method_checks_policy_and_writes_audit() -> None:
         ("SenderService", "confirm"),
         # likewise an invitation link: the invitation was authorised and audited when sent
         ("InvitationService", "accept"),
+        # asking for a forgotten-password link is open to anyone (it mails only the login's own
+        # address); the mailed link authorises the reset, like an invitation's (both audited inside)
+        ("PasswordResetService", "request"),
+        ("PasswordResetService", "reset"),
         # signing in is authorised by the password (and second factor) itself; the session
         # and every failed attempt are audited inside
         ("SignInService", "sign_in"),

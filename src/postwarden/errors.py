@@ -65,6 +65,8 @@ class Reason(StrEnum):
     ACCOUNT_FIELD_INVALID = "account_field_invalid"
     NOTHING_TO_CHANGE = "nothing_to_change"
     PASSWORD_WRONG = "password_wrong"
+    PASSWORD_RESET_LINK_INVALID = "password_reset_link_invalid"
+    PASSWORD_RESET_LINK_EXPIRED = "password_reset_link_expired"
     # SCIM tokens and groups (team API)
     SCIM_TOKEN_NOT_FOUND = "scim_token_not_found"
     SCIM_TOKEN_FIELD_INVALID = "scim_token_field_invalid"

@@ -69,6 +69,6 @@ class Actor:
         return cls(credential=Credential.SYSTEM, label=label, via=via)
 
     @classmethod
-    def invitee(cls, email: str, context: RequestContext) -> Actor:
+    def invitee(cls, email: str, context: RequestContext, *, via: Via = Via.API) -> Actor:
         """Someone holding an invitation link: the link is their only credential."""
-        return cls(credential=Credential.SESSION, label=email, via=Via.API, context=context)
+        return cls(credential=Credential.SESSION, label=email, via=via, context=context)

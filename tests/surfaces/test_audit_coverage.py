@@ -8,7 +8,7 @@ calling credential through that surface. Other actions may come along (a server'
 granted access to it, a new sender's confirmation mail, security events), never a second
 event of the expected action. The tables are checked against the surfaces themselves, so a
 new mutating route or command fails here until it says which event it writes, or why it
-changes nothing.
+changes nothing. The console's forms have a test of their own, next to the console's tests.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 import click
 import httpx
-import pyotp
 from click.testing import CliRunner
 from fastapi.routing import APIRoute
 from sqlalchemy import Select, func, select, update
@@ -65,7 +64,7 @@ from tests.surfaces.scim.helpers import (
     search_body,
     user_body,
 )
-from tests.surfaces.team.helpers import LINK, PASSWORD, add_member, bearer, create_server, next_code, sign_in
+from tests.surfaces.team.helpers import LINK, PASSWORD, add_member, bearer, create_server, sign_in
 from tests.surfaces.team.matrix import Builder, Request, World, counter
 from tests.surfaces.team.test_authorization_matrix import REQUESTS, method_of, routes
 
@@ -709,7 +708,7 @@ SCIM_STATUS: Final = {"POST": 201, "PUT": 200, "PATCH": 200, "DELETE": 204}
 
 
 def mounted_routes(asgi: Any, prefix: str) -> list[Route]:
-    """The routes of the application mounted at ``prefix`` (SCIM, the console)."""
+    """The routes of the application mounted at ``prefix`` (SCIM, the console: its own test)."""
     app = asgi
     while not (isinstance(app, Mounted) and app.prefix == prefix):  # unwrap the ASGI layers down to it
         app = app.app
@@ -1002,104 +1001,4 @@ def test_every_cli_change_writes_one_matching_event(
                 actor=Actor.system(f"cli: {name}"),
                 secrets=printed_secrets(result.stdout),
             )
-    assert not problems, "\n".join(problems)
-
-
-# --- the console -----------------------------------------------------------------------------
-
-
-def console_form(client: httpx.Client, path: str, fields: dict[str, str]) -> httpx.Response:
-    """A console form as a browser posts it, from the page that shows it, with the CSRF token
-    of that page's cookie (signing out is a form of every page)."""
-    shown_on = {"/sign-out": "/servers", "/users/invite": "/users"}
-    page = client.get(f"/console{shown_on.get(path, '/users' if path.startswith('/invitations/') else path)}")
-    found = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert found is not None, page.text
-    return client.post(f"/console{path}", data={"csrf_token": found.group(1), **fields})
-
-
-def test_every_console_change_writes_one_matching_event(
-    settings: Settings, runtime: Runtime, account: NewAccount
-) -> None:
-    """Each console form that changes something, driven as a browser would; the console's
-    other changes go through the same services as the API (covered above) as it gains them."""
-    app = create_app(settings, runtime=runtime)
-    mutating = sorted(
-        (method, route.path)
-        for route in mounted_routes(app, "/console")
-        for method in (route.methods or set()) - {"GET", "HEAD"}
-    )
-    expected = {
-        ("POST", "/sign-in"): AuditAction.SESSION_CREATED,
-        ("POST", "/sign-in/two-factor"): AuditAction.SESSION_CREATED,
-        ("POST", "/sign-out"): AuditAction.SESSION_REVOKED,
-        ("POST", "/users/invite"): AuditAction.INVITATION_CREATED,
-        ("POST", "/invitations/{invitation_id:int}/resend"): AuditAction.INVITATION_RESENT,
-        ("POST", "/invitations/{invitation_id:int}/revoke"): AuditAction.INVITATION_REVOKED,
-    }
-    assert sorted(expected) == mutating, f"console forms without an expected event: {set(mutating) - set(expected)}"
-    add_member(runtime, account, "second-factor@example.org", Role.ADMIN)
-    problems: list[str] = []
-    for live in run_live_server(app, runtime):
-        with httpx.Client(base_url=live.base_url, timeout=30) as client:
-            api = sign_in(client, "second-factor@example.org")
-            secret = client.post("/me/two-factor", headers=api).json()["Secret"]
-            used = pyotp.TOTP(secret).now()
-            assert client.post("/me/two-factor/confirm", json={"Code": used}, headers=api).status_code == 200
-        for (method, path), action in expected.items():
-            invitee = f"pending-{path.rsplit('/', 1)[-1]}@example.org"
-            url_path = path
-            with httpx.Client(base_url=live.base_url, timeout=30, follow_redirects=True) as browser:
-                if path == "/sign-in/two-factor":
-                    console_form(browser, "/sign-in", {"email": "second-factor@example.org", "password": PASSWORD})
-                    fields, who = {"code": next_code(secret, after=used)}, "second-factor@example.org"
-                elif path == "/sign-out" or path.startswith(("/users/", "/invitations/")):
-                    console_form(
-                        browser, "/sign-in", {"email": account.owner_email, "password": account.owner_password}
-                    )
-                    fields, who = {}, account.owner_email
-                    if path == "/users/invite":
-                        fields = {"emails": "console-invitee@example.org", "role": "Member"}
-                    elif path.startswith("/invitations/"):
-                        invited = console_form(browser, "/users/invite", {"emails": invitee, "role": "Member"})
-                        assert invited.status_code == 200, invited.text
-                        with runtime.db.session_scope(write=False) as session:
-                            invitation_id = session.scalar(
-                                select(Invitation.id).where(
-                                    Invitation.email == invitee, Invitation.accepted_at.is_(None)
-                                )
-                            )
-                        url_path = path.replace("{invitation_id:int}", str(invitation_id))
-                else:
-                    fields = {"email": account.owner_email, "password": account.owner_password}
-                    who = account.owner_email
-                before = last_event_id(runtime)
-                answer = console_form(browser, url_path, fields)
-                landed = urlsplit(str(answer.url)).path
-                if answer.status_code != 200 or landed not in {
-                    "/console/servers",
-                    "/console/sign-in",
-                    "/console/users",
-                }:
-                    problems.append(f"{method} {path}: answered {answer.status_code} at {answer.url}")
-                    continue
-                found = [e for e in events_after(runtime, before) if e.action == action.value]
-                if len(found) != 1:
-                    problems.append(f"{method} {path}: {len(found)} events {action.value}")
-                    continue
-                event = found[0]
-                target = (
-                    "console-invitee@example.org"
-                    if path == "/users/invite"
-                    else invitee
-                    if path.startswith("/invitations/")
-                    else who
-                )
-                if (event.via, event.actor_label, event.target_label, event.account_id) != (
-                    "console",
-                    who,
-                    target,
-                    account.account.id,
-                ):
-                    problems.append(f"{method} {path}: {event.via} {event.actor_label} {event.target_label}")
     assert not problems, "\n".join(problems)

@@ -17,7 +17,7 @@ from postwarden.accounts.models import Account
 from postwarden.audit import AuditAction
 from postwarden.db import utcnow
 from postwarden.errors import InvalidRequest, NotAuthenticated, NotFound, PostwardenError, Reason
-from postwarden.identity import Actor, RequestContext
+from postwarden.identity import Actor, RequestContext, Via
 from postwarden.invitations.models import Invitation
 from postwarden.mail.service import MailService
 from postwarden.paging import check_page
@@ -55,6 +55,13 @@ class Acceptance:
     account_id: int
     session: UserSession
     session_token: str
+
+
+@dataclass(frozen=True)
+class InvitationPreview:
+    invitation: Invitation
+    account_name: str
+    has_login: bool
 
 
 def _link_invalid() -> NotFound:
@@ -198,13 +205,17 @@ class InvitationService:
             )
         return invitation
 
-    def preview(self, token: str) -> tuple[Invitation, str]:
-        """The invitation behind a link and the name of the account it is for."""
+    def preview(self, token: str) -> InvitationPreview:
+        """What the link's page shows: the invitation, its account's name, and whether the
+        address already has a login (which then joins with its own password)."""
         invitation = self.find_by_link(token)
         account = self.session.get(Account, invitation.account_id)
-        return invitation, account.name if account else ""
+        has_login = self.session.scalar(select(User.id).where(User.email == invitation.email)) is not None
+        return InvitationPreview(invitation, account.name if account else "", has_login)
 
-    def accept(self, token: str, *, password: str, name: str | None = None, context: RequestContext) -> Acceptance:
+    def accept(
+        self, token: str, *, password: str, name: str | None = None, context: RequestContext, via: Via = Via.API
+    ) -> Acceptance:
         """Join with a new login (name and password) or an existing one (its password).
 
         The link is the credential, so the actor is the invitee; the membership grant was
@@ -212,7 +223,7 @@ class InvitationService:
         """
         invitation = self.find_by_link(token)
         existing = self.session.scalar(select(User).where(User.email == invitation.email))
-        invitee = Actor.invitee(invitation.email, context)
+        invitee = Actor.invitee(invitation.email, context, via=via)
         users = UserService(self.session, invitee, self.runtime)
         if existing is not None:
             if not verify_password(password, existing.password_hash):
@@ -261,7 +272,7 @@ class InvitationService:
             target_id=invitation.id,
             target_label=invitation.email,
         )
-        row, session_token = open_session(self.session, self.runtime, user, invitation.account_id, context)
+        row, session_token = open_session(self.session, self.runtime, user, invitation.account_id, context, via=via)
         return Acceptance(user, invitation.account_id, row, session_token)
 
     # helpers
@@ -303,7 +314,7 @@ class InvitationService:
         invitation.token_digest = self.runtime.keyring.digest(plaintext)
         invitation.sent_at = utcnow()
         invitation.expires_at = utcnow() + lifetime
-        link = f"{self.runtime.settings.public_url.rstrip('/')}/invitations/accept/{plaintext}"
+        link = f"{self.runtime.settings.public_url.rstrip('/')}/console/invitations/accept/{plaintext}"
         body = (
             f'{invitation.invited_by} invites you to join the account "{account.name}" on postwarden '
             f"as {invitation.role}.\n\n"

@@ -7,20 +7,21 @@ import secrets
 from dataclasses import dataclass, fields, replace
 from typing import Any, Final
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from postwarden import audit
 from postwarden.accounts.models import Account
 from postwarden.audit import AuditAction
-from postwarden.db import on_commit
-from postwarden.errors import Conflict, InvalidRequest, NotFound, Reason
+from postwarden.db import on_commit, utcnow
+from postwarden.errors import Conflict, InvalidRequest, NotFound, PermissionDenied, Reason
 from postwarden.identity import Actor
 from postwarden.paging import check_page
 from postwarden.policy import Permission, ServerAccess, allows, require, uniform_server_access, visible_servers
 from postwarden.runtime import Runtime
-from postwarden.servers.models import MessageStream, Server
+from postwarden.servers.models import MessageStream, Server, ServerPin
 from postwarden.tokens.service import TokenService
 from postwarden.urls import outbound_url_problem
 from postwarden.users.models import Membership, ServerAccessGrant, User
@@ -132,9 +133,11 @@ class ServerService:
         ids = list(self.session.scalars(query.order_by(Server.name_key, Server.id).limit(count).offset(offset)))
         return ServerPage(total, ids)
 
-    def load_servers(self, account_id: int, server_ids: list[int]) -> list[ServerWithTokens]:
+    def load_servers(
+        self, account_id: int, server_ids: list[int], *, with_tokens: bool = True
+    ) -> list[ServerWithTokens]:
         """The account's servers among ``server_ids`` that the caller reaches, in that order,
-        with their API tokens where the caller may see them (View only may not)."""
+        with their API tokens where the caller may see them (View only may not) and wants them."""
         require(self.actor, Permission.SERVERS_READ, account_id=account_id)
         found = {
             server.id: server
@@ -143,8 +146,8 @@ class ServerService:
             )
             if allows(self.actor, Permission.SERVERS_READ, account_id=account_id, server_id=server.id)
         }
-        with_tokens = [i for i in found if self.may_see_tokens(account_id, i)]
-        tokens = self.tokens.server_tokens_by_server(with_tokens)
+        shown = [i for i in found if with_tokens and self.may_see_tokens(account_id, i)]
+        tokens = self.tokens.server_tokens_by_server(shown)
         return [ServerWithTokens(found[i], tokens.get(i, [])) for i in server_ids if i in found]
 
     def may_see_tokens(self, account_id: int, server_id: int) -> bool:
@@ -291,6 +294,79 @@ class ServerService:
                 target_id=server.id,
                 target_label=server.name,
             )
+
+    # pins: each person's own order of the list
+
+    def pinned_ids(self, account_id: int) -> set[int]:
+        """The servers of the account that the caller pinned; none for a credential that is no person."""
+        require(self.actor, Permission.SERVERS_READ, account_id=account_id)
+        if self.actor.user_id is None:
+            return set()
+        return set(
+            self.session.scalars(
+                select(ServerPin.server_id)
+                .join(Server, Server.id == ServerPin.server_id)
+                .where(ServerPin.user_id == self.actor.user_id, Server.account_id == account_id)
+            )
+        )
+
+    def pin(self, account_id: int, server_id: int) -> bool:
+        """Keeps a server the caller sees at the top of their own list. False, and nothing
+        recorded, when it was pinned already (two tabs racing included)."""
+        user_id = self._person()
+        server = self.get_server(account_id, server_id)
+        dialect = postgresql if self.session.get_bind().dialect.name == "postgresql" else sqlite
+        inserted = self.session.execute(
+            dialect.insert(ServerPin)
+            .values(user_id=user_id, server_id=server.id, pinned_at=utcnow())
+            .on_conflict_do_nothing(index_elements=["user_id", "server_id"])
+            .returning(ServerPin.server_id)
+        ).first()
+        if inserted is None:
+            return False
+        audit.record(
+            self.session,
+            self.actor,
+            AuditAction.SERVER_PINNED,
+            account_id=account_id,
+            target_type="server",
+            target_id=server.id,
+            target_label=server.name,
+            changes={"pinned": {"before": False, "after": True}},
+        )
+        return True
+
+    def unpin(self, account_id: int, server_id: int) -> bool:
+        """Puts a pinned server back in alphabetical order; False, and nothing recorded, when it was not pinned."""
+        user_id = self._person()
+        server = self.get_server(account_id, server_id)
+        removed = self.session.execute(
+            delete(ServerPin)
+            .where(ServerPin.user_id == user_id, ServerPin.server_id == server.id)
+            .returning(ServerPin.server_id)
+        ).first()
+        if removed is None:
+            return False
+        audit.record(
+            self.session,
+            self.actor,
+            AuditAction.SERVER_UNPINNED,
+            account_id=account_id,
+            target_type="server",
+            target_id=server.id,
+            target_label=server.name,
+            changes={"pinned": {"before": True, "after": False}},
+        )
+        return True
+
+    def _person(self) -> int:
+        if self.actor.user_id is None:
+            raise PermissionDenied(
+                Reason.PERSONAL_CREDENTIAL_NEEDED,
+                "Pins belong to a person: sign in to the console or use a personal token "
+                "(Authorization: Bearer pw_...), not an account or server token.",
+            )
+        return self.actor.user_id
 
     # rules
 

@@ -183,6 +183,24 @@ class SignInService:
         )
         return None
 
+    def switch_account(self, actor: Actor, account_id: int) -> str:
+        """A signed-in person moves to another of their accounts: a session there replaces
+        this one (both recorded). Their second factor was checked when this one opened."""
+        require(actor, Permission.SESSIONS_END, account_id=actor.account_id)
+        user = self.session.get(User, actor.user_id) if actor.user_id is not None else None
+        member = self.session.scalar(
+            select(Membership.id).where(
+                Membership.account_id == account_id,
+                Membership.user_id == actor.user_id,
+                Membership.suspended_at.is_(None),
+            )
+        )
+        if actor.credential is not Credential.SESSION or user is None or member is None:
+            raise PermissionDenied(Reason.NOT_ALLOWED, "You are not a member of that account.")
+        sign_out(self.session, self.runtime, actor)
+        _row, token = open_session(self.session, self.runtime, user, account_id, self.context, via=self.via)
+        return token
+
     def _open(self, user: User, account_id: int | None) -> SignIn:
         memberships = {
             m.account_id: m
@@ -282,4 +300,3 @@ def password_confirmed_lately(session: Session, actor: Actor) -> bool:
         return False
     confirmed = session.scalar(select(UserSession.password_confirmed_at).where(UserSession.id == actor.token_id))
     return confirmed is not None and confirmed > utcnow() - PASSWORD_CONFIRMATION_LIFETIME
-

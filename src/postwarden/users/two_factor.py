@@ -65,17 +65,21 @@ class TwoFactorService:
         self.actor = actor
         self.runtime = runtime
 
-    def start_enrolment(self, account_id: int) -> Enrolment:
-        """A new secret, in force only once a code from it is confirmed."""
+    def start_enrolment(self, account_id: int, *, reuse_pending: bool = False) -> Enrolment:
+        """A new secret, in force only once a code from it is confirmed. ``reuse_pending`` keeps
+        a secret started earlier and not confirmed yet (a page reloaded after scanning it)."""
         require(self.actor, Permission.TWO_FACTOR_ENROL, account_id=account_id)
         user = self._user()
         if user.totp_enabled_at is not None:
             raise InvalidRequest(
                 Reason.TWO_FACTOR_ALREADY_ENABLED, "Two-factor authentication is already set up for this user."
             )
-        secret = pyotp.random_base32()
-        user.totp_secret_encrypted = self.runtime.keyring.encrypt(secret)
-        user.totp_last_step = None  # steps used with an earlier secret say nothing of this one
+        if reuse_pending and user.totp_secret_encrypted is not None:
+            secret = self.runtime.keyring.decrypt(user.totp_secret_encrypted)
+        else:
+            secret = pyotp.random_base32()
+            user.totp_secret_encrypted = self.runtime.keyring.encrypt(secret)
+            user.totp_last_step = None  # steps used with an earlier secret say nothing of this one
         uri = pyotp.TOTP(secret).provisioning_uri(name=user.email, issuer_name=ISSUER)
         return Enrolment(secret, uri, segno.make(uri, error="m").svg_data_uri(scale=4))
 

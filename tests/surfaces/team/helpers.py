@@ -70,4 +70,5 @@ def next_code(secret: str, after: str | None = None) -> str:
     raise AssertionError("no fresh code")
 
 
-LINK = re.compile(r"http://postwarden\.test(/invitations/accept/[0-9a-f]+)")
+#: A mailed invitation link opens the console's page; the group is the API's path for the same token.
+LINK = re.compile(r"http://postwarden\.test/console(/invitations/accept/[0-9a-f]+)")

@@ -1,6 +1,6 @@
 """Invitations as the inviting admin and the invitee see them (addresses, mailed links,
-replacement, resending, revocation, expiry, joining with an existing login, the HTML form),
-and the account's own settings and billing through ``/account`` and ``/account/billing``."""
+replacement, resending, revocation, expiry, joining with an existing login, the link opening
+the console), and the account's own settings and billing through ``/account`` and ``/account/billing``."""
 
 from __future__ import annotations
 
@@ -337,7 +337,7 @@ def test_an_expired_link_is_refused(client: TestClient, runtime: Runtime, accoun
     answer = client.post(link, json={"Name": "Dana", "Password": NEW_PASSWORD})
     assert error_of(answer) == (410, 9025)
     assert "expired" in answer.json()["Message"]
-    page = client.get(link)
+    page = client.get(link)  # the console's page, through the API's redirect
     assert page.status_code == 410 and "expired" in page.text and "<form" not in page.text
     assert client.post("/sessions", json={"Email": "dana@example.com", "Password": NEW_PASSWORD}).status_code == 401
     answer = client.post("/invitations/accept/" + "0" * 64, json={"Name": "X", "Password": NEW_PASSWORD})
@@ -376,36 +376,13 @@ def test_an_existing_login_joins_with_its_own_password(
     assert pending(client, account)["TotalCount"] == 0
 
 
-def test_the_link_opens_an_html_form(client: TestClient, runtime: Runtime, account: NewAccount) -> None:
+def test_the_api_link_sends_a_browser_to_the_consoles_page(
+    client: TestClient, runtime: Runtime, account: NewAccount
+) -> None:
     invite(client, account, ["dana@example.com"], role="Technical")
     (link,) = links_for(runtime, account.account.id, "dana@example.com")
-
-    page = client.get(link)
-    assert page.status_code == 200
-    assert page.headers["content-type"].startswith("text/html")
-    assert '<form method="post">' in page.text
-    assert 'name="Password"' in page.text and 'name="Name"' in page.text
-    assert "dana@example.com" in page.text and "Acme" in page.text and "Technical" in page.text
-
-
-def test_the_html_form_is_accepted(client: TestClient, runtime: Runtime, account: NewAccount) -> None:
-    invite(client, account, ["dana@example.com"], role="Technical")
-    (link,) = links_for(runtime, account.account.id, "dana@example.com")
-
-    too_short = client.post(link, data={"Name": "Dana", "Password": "short"})
-    assert too_short.status_code == 422
-    assert too_short.headers["content-type"].startswith("text/html")
-
-    joined = client.post(link, data={"Name": "Dana", "Password": NEW_PASSWORD})
-    assert joined.status_code == 200, joined.text
-    assert joined.headers["content-type"].startswith("text/html")
-    assert "You have joined the account" in joined.text
-    me = client.get("/me", headers=sign_in(client, "dana@example.com", NEW_PASSWORD)).json()
-    assert me["Name"] == "Dana" and me["Role"] == "Technical"
-
-    again = client.post(link, data={"Name": "Dana", "Password": NEW_PASSWORD})
-    assert again.headers["content-type"].startswith("text/html")
-    assert "not valid" in again.text
+    answer = client.get(link, follow_redirects=False)
+    assert (answer.status_code, answer.headers["location"]) == (303, f"/console{link}")
 
 
 # Invitations while the operator has paused the account's sending

@@ -49,7 +49,7 @@ def test_joiner_mover_leaver(live_server: LiveServer, account: NewAccount, smtp:
     assert isinstance(body, bytes)
     link = LINK.search(body.decode())
     assert link is not None
-    page = api.get(link.group(1))
+    page = api.get(f"/console{link.group(1)}")  # the page the mail opens
     assert page.status_code == 200 and "dana@example.com" in page.text
     accepted = api.post(link.group(1), json={"Name": "Dana", "Password": "a long enough secret"})
     assert accepted.status_code == 200, accepted.text

@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 
 from postwarden.runtime import Runtime
 from postwarden.surfaces.auth import Authenticator
-from postwarden.surfaces.console import audit, people, servers, sign_in
+from postwarden.surfaces.console import account, audit, invitation, me, password, people, servers, sign_in
 from postwarden.surfaces.console.base import Console
 
 
@@ -22,8 +22,12 @@ def console_app(runtime: Runtime, auth: Authenticator) -> Starlette:
     return Starlette(
         routes=[
             *sign_in.routes(console),
+            *password.routes(console),
             *servers.routes(console),
             *people.routes(console),
+            *invitation.routes(console),
+            *me.routes(console),
             *audit.routes(console),
+            *account.routes(console),
         ]
     )

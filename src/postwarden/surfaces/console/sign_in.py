@@ -30,7 +30,9 @@ def routes(console: Console) -> list[Route]:
 
     async def sign_in(request: Request) -> Response:
         if request.method == "GET":
-            return console.render(request, "sign_in.html", title="Sign in")
+            return console.render(
+                request, "sign_in.html", title="Sign in", reset=request.query_params.get("reset") == "1"
+            )
         fields = await console.form(request)
         if fields is None:
             return console.expired_form(request)

@@ -4,22 +4,21 @@ person's bearer credential; the invitation link itself needs neither."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from html import escape
 from typing import Annotated, TypeVar
+from urllib.parse import quote
 
 from fastapi import APIRouter, Path, Query
 from sqlalchemy.orm import Session
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import RedirectResponse, Response
 
 from postwarden.db import utcnow
-from postwarden.errors import InvalidRequest, NotFound, PostwardenError, Reason
+from postwarden.errors import InvalidRequest, NotFound, Reason
 from postwarden.identity import Actor, RequestContext
 from postwarden.invitations.service import InvitationService, NewInvitations
 from postwarden.policy import Permission, Role
 from postwarden.runtime import Runtime
 from postwarden.surfaces.auth import Authenticator, context_of
-from postwarden.surfaces.errors import POSTMARK_CODES
 from postwarden.surfaces.http import JSONBytesResponse
 from postwarden.surfaces.routing import (
     MAX_ID,
@@ -277,32 +276,15 @@ def people_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
         )
         return JSONBytesResponse({"ErrorCode": 0, "Message": f"The invitation of {revoked.email} was revoked."})
 
-    # The mailed link. GET shows a form that works without JavaScript; POST accepts it
-    # (a form, or JSON for API clients) and answers with a signed-in session.
+    # The mailed link opens the console's page (links mailed before it existed come here and
+    # are sent on); API clients POST the token here and get a signed-in session.
 
     def invitee_service(session: Session, context: RequestContext) -> InvitationService:
         return InvitationService(session, Actor.invitee("invitee", context), runtime, enqueue)
 
     @router.get("/invitations/accept/{token}", include_in_schema=False, openapi_extra=open_to_anyone("mailed link"))
-    async def invitation_page(request: Request, token: str) -> Response:
-        context = context_of(request)
-        try:
-            email, account, role = await run_in_session(
-                runtime, lambda session: _summary(invitee_service(session, context), token), write=False
-            )
-        except PostwardenError as error:
-            status, _code = POSTMARK_CODES[error.reason]
-            return HTMLResponse(_page("Invitation", f"<p>{escape(error.message)}</p>"), status_code=status)
-        form = (
-            f"<p>You are invited to join <strong>{escape(account)}</strong> as {escape(role)}, "
-            f"as {escape(email)}.</p>"
-            '<form method="post">'
-            '<p><label for="name">Your name (new logins)</label><br><input id="name" name="Name"></p>'
-            '<p><label for="password">Password (at least 10 characters, or your current one)</label><br>'
-            '<input id="password" name="Password" type="password" required></p>'
-            '<p><button type="submit">Accept the invitation</button></p></form>'
-        )
-        return HTMLResponse(_page("Invitation", form))
+    async def invitation_page(token: str) -> Response:
+        return RedirectResponse(f"/console/invitations/accept/{quote(token, safe='')}", status_code=303)
 
     @router.post(
         "/invitations/accept/{token}",
@@ -315,16 +297,12 @@ def people_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
     )
     async def accept_invitation(request: Request, token: Annotated[str, Path(include_in_schema=False)]) -> Response:
         context = context_of(request)
-        is_form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
-        if is_form:
-            form = await request.form()
-            password, name = str(form.get("Password", "")), str(form.get("Name", "")) or None
-        else:
-            body = await read_body(request, AcceptInvitationRequest)
-            password, name = body.Password, body.Name
+        body = await read_body(request, AcceptInvitationRequest)
 
         def work(session: Session) -> dict[str, object]:
-            accepted = invitee_service(session, context).accept(token, password=password, name=name, context=context)
+            accepted = invitee_service(session, context).accept(
+                token, password=body.Password, name=body.Name, context=context
+            )
             return {
                 "UserID": accepted.user.id,
                 "AccountID": accepted.account_id,
@@ -332,30 +310,6 @@ def people_router(runtime: Runtime, auth: Authenticator) -> APIRouter:
                 "ExpiresAt": accepted.session.expires_at.isoformat(),
             }
 
-        try:
-            result = await run_in_session(runtime, work, write=True)
-        except PostwardenError as error:
-            if is_form:
-                status, _code = POSTMARK_CODES[error.reason]
-                return HTMLResponse(_page("Invitation", f"<p>{escape(error.message)}</p>"), status_code=status)
-            raise
-        if is_form:
-            return HTMLResponse(_page("Welcome", "<p>You have joined the account. You can sign in now.</p>"))
-        return JSONBytesResponse(result)
+        return JSONBytesResponse(await run_in_session(runtime, work, write=True))
 
     return router
-
-
-def _summary(service: InvitationService, token: str) -> tuple[str, str, str]:
-    invitation, account_name = service.preview(token)
-    return invitation.email, account_name, invitation.role
-
-
-def _page(title: str, body: str) -> str:
-    return (
-        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{escape(title)} · postwarden</title></head>"
-        f'<body style="font-family: system-ui, sans-serif; max-width: 32rem; margin: 2rem auto; padding: 0 1rem">'
-        f"<h1>{escape(title)}</h1>{body}</body></html>"
-    )
