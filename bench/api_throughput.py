@@ -51,27 +51,41 @@ import asyncio
 import base64
 import concurrent.futures
 import contextlib
-import http.client
 import json
 import os
-import platform
 import resource
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_PATH = BENCH_DIR / "results" / "api_throughput.json"
+from _common import (
+    BENCH_DIR,
+    CLK_TCK,
+    BenchError,
+    ProcSet,
+    add_output,
+    clean_environment,
+    cpu_seconds,
+    find_cli,
+    free_port,
+    generated_at,
+    http_call,
+    log,
+    machine,
+    run_main,
+    versions,
+    wait_ready,
+    write_results,
+)
+
 CHECK_ENDPOINT = "GET /server"
 CHECK_MIN_RATIO = 0.5
 # Cores' worth of CPU that other processes may use during a run before the run
@@ -97,68 +111,6 @@ DEFAULT_UVICORN_FLAGS = [
 # small helpers
 
 
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def http_call(
-    method: str,
-    url: str,
-    headers: dict[str, str] | None = None,
-    body: object | None = None,
-    timeout: float = 30.0,
-) -> tuple[int, dict[str, str], bytes]:
-    """One request on a fresh connection: (status, lower-cased headers, body)."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise BenchError(f"not a plain http URL: {url}")
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    hdrs = {"Accept": "application/json", **(headers or {})}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode()
-        hdrs["Content-Type"] = "application/json"
-    conn = http.client.HTTPConnection(parts.hostname, parts.port or 80, timeout=timeout)
-    try:
-        conn.request(method, target, body=data, headers=hdrs)
-        resp = conn.getresponse()
-        return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
-    finally:
-        conn.close()
-
-
-def package_versions(python: str, names: list[str]) -> dict[str, str | None]:
-    code = textwrap.dedent(
-        f"""
-        import json, importlib.metadata as m
-        out = {{}}
-        for n in {names!r}:
-            try:
-                out[n] = m.version(n)
-            except m.PackageNotFoundError:
-                out[n] = None
-        print(json.dumps(out))
-        """
-    )
-    res = subprocess.run([python, "-c", code], capture_output=True, text=True, check=False)
-    try:
-        versions: dict[str, str | None] = json.loads(res.stdout)
-    except ValueError:
-        return {}
-    return versions
-
-
 def pinned(cmd: list[str], cpus: set[int] | None) -> list[str]:
     """`cmd` run on `cpus` only (through taskset), or as it is."""
     if not cpus:
@@ -170,94 +122,7 @@ def pinned(cmd: list[str], cpus: set[int] | None) -> list[str]:
 
 
 # --------------------------------------------------------------------------
-# processes
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-
-    def tail(self, n: int = 40) -> str:
-        try:
-            lines = self.log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            return ""
-        return "\n".join(lines[-n:])
-
-
-@dataclass
-class ProcSet:
-    procs: list[Proc] = field(default_factory=list)
-
-    def start(self, name: str, cmd: list[str], *, env: dict[str, str], log_path: Path) -> Proc:
-        with open(log_path, "wb") as fh:
-            popen = subprocess.Popen(
-                cmd,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                # A process group of its own: Ctrl-C in the terminal doesn't reach
-                # it, and stop_all() takes down whatever it forks.
-                start_new_session=True,
-            )
-        proc = Proc(name, popen, log_path)
-        self.procs.append(proc)
-        return proc
-
-    def stop_all(self) -> None:
-        for proc in reversed(self.procs):
-            if proc.popen.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.popen.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 8
-        for proc in reversed(self.procs):
-            try:
-                proc.popen.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.popen.pid, signal.SIGKILL)
-                proc.popen.wait()
-        self.procs.clear()
-
-
-def wait_healthy(proc: Proc, base_url: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if proc.popen.poll() is not None:
-            raise BenchError(
-                f"{proc.name} exited with code {proc.popen.returncode} before "
-                f"answering /healthz; its output:\n{proc.tail()}"
-            )
-        try:
-            status, _, body = http_call("GET", base_url + "/healthz", timeout=2)
-            if status == 200:
-                return
-            last = f"HTTP {status}: {body[:200]!r}"
-        except OSError as exc:
-            last = str(exc)
-        time.sleep(0.1)
-    raise BenchError(
-        f"{proc.name} did not answer GET /healthz with 200 within {timeout:.0f}s "
-        f"(last: {last}); its output:\n{proc.tail()}"
-    )
-
-
-# --------------------------------------------------------------------------
 # postwarden set-up
-
-
-def find_cli(explicit: str | None) -> Path:
-    path = Path(explicit) if explicit else Path(sys.executable).parent / "postwarden"
-    if not path.exists():
-        raise BenchError(
-            f"postwarden CLI not found at {path}; run this with the project "
-            "venv's python (.venv/bin/python bench/api_throughput.py) or pass --cli"
-        )
-    return path
 
 
 def run_cli(cli: Path, env: dict[str, str], *args: str) -> str:
@@ -543,8 +408,6 @@ def make_client(args: argparse.Namespace, workdir: Path, cpus: set[int] | None) 
 # --------------------------------------------------------------------------
 # CPU accounting (Linux /proc; figures are None elsewhere)
 
-_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
 
 def _machine_cpu() -> tuple[float, float] | None:
     """(busy, steal) CPU seconds of the whole machine since boot."""
@@ -554,17 +417,15 @@ def _machine_cpu() -> tuple[float, float] | None:
     except (OSError, ValueError):
         return None
     user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
-    return (user + nice + system + irq + softirq) / _CLK_TCK, steal / _CLK_TCK
+    return (user + nice + system + irq + softirq) / CLK_TCK, steal / CLK_TCK
 
 
 def _process_cpu(pid: int) -> float | None:
     """CPU seconds used so far by process `pid`, all its threads."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
+        return cpu_seconds(pid)
     except (OSError, IndexError):
         return None
-    return (int(fields[11]) + int(fields[12])) / _CLK_TCK
 
 
 def _children_cpu() -> float:
@@ -939,9 +800,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         # The servers get this environment less any POSTWARDEN_* settings (so that
         # a shell's settings can't skew the figures), plus the bench's own and --env.
-        inherited = os.environ  # noqa: TID251 - the environment of the processes started here
-        env = {k: v for k, v in inherited.items() if not k.startswith("POSTWARDEN_")}
-        env |= {
+        env = clean_environment() | {
             "POSTWARDEN_DATA_DIR": str(tmp),
             "POSTWARDEN_SECRET_KEY": secrets.token_hex(32),
             "POSTWARDEN_RATE_LIMIT_PER_TOKEN": "1000000/second",
@@ -984,7 +843,7 @@ def run(args: argparse.Namespace) -> int:
         serve_cmd = [str(cli), "serve", "--host", "127.0.0.1", "--port", str(pw_port), "--workers", "1"]
         pw = procs.start("postwarden serve", pinned(serve_cmd, server_cpus), env=env, log_path=tmp / "postwarden.log")
         pw_url = f"http://127.0.0.1:{pw_port}"
-        wait_healthy(pw, pw_url)
+        wait_ready(pw, pw_url, path="/healthz")
         log("postwarden is up")
 
         t0 = time.monotonic()
@@ -1058,7 +917,7 @@ def run(args: argparse.Namespace) -> int:
             log_path=tmp / "bare.log",
         )
         bare_url = f"http://127.0.0.1:{bare_port}"
-        wait_healthy(bare, bare_url)
+        wait_ready(bare, bare_url, path="/healthz")
         for ep, route in zip(endpoints, routes, strict=True):
             status, _, body = http_call("GET", bare_url + ep.path, ep.headers)
             if status != 200 or base64.b64encode(body).decode() != route["body_b64"]:
@@ -1091,18 +950,12 @@ def run(args: argparse.Namespace) -> int:
                 out_dir=Path(args.output).parent / "profiles",
             )
 
-        versions = package_versions(
-            python,
-            ["postwarden", "uvicorn", "starlette", "fastapi", "pydantic", "uvloop", "httptools", "sqlalchemy"],
-        )
         result = {
-            "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "machine": {
-                "cpus": os.cpu_count(),
-                "platform": platform.platform(),
-                "python": platform.python_version(),
-            },
-            "versions": versions,
+            "generated_at": generated_at(),
+            "machine": machine(),
+            "versions": versions(
+                ["postwarden", "uvicorn", "starlette", "fastapi", "pydantic", "uvloop", "httptools", "sqlalchemy"]
+            ),
             "settings": {
                 "database": db_kind,
                 "servers": len(servers),
@@ -1127,10 +980,7 @@ def run(args: argparse.Namespace) -> int:
         }
         if profiles is not None:
             result["profiles"] = profiles
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")
-        log(f"wrote {out}")
+        write_results(args.output, result)
 
         if args.check:
             value = ratio.get(CHECK_ENDPOINT)
@@ -1197,7 +1047,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help=f"uvicorn flags for the bare app (default: {' '.join(DEFAULT_UVICORN_FLAGS)}, as postwarden serve)",
     )
     p.add_argument("--cli", default=None, help="the postwarden command (default: next to this python)")
-    p.add_argument("--output", default=str(RESULTS_PATH), help="JSON results file (bench/results/api_throughput.json)")
+    add_output(p, "api_throughput")
     p.add_argument(
         "--profile",
         action="store_true",
@@ -1222,15 +1072,7 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_term)
-    args = parse_args(argv)
-    try:
-        return run(args)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted; servers stopped", file=sys.stderr)
-        return 130
+    return run_main(run, parse_args(argv), interrupted="interrupted; servers stopped")
 
 
 if __name__ == "__main__":

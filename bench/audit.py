@@ -55,13 +55,11 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import random
 import re
 import secrets
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -70,23 +68,43 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Final
 
 import httpx
-from sqlalchemy import create_engine, func, insert, select, text, update
+from _common import (
+    BenchError,
+    ServeProcess,
+    add_database_url,
+    add_output,
+    add_sizes,
+    child_environment,
+    database_kind,
+    find_cli,
+    fresh_database,
+    generated_at,
+    log,
+    machine,
+    make_settings,
+    parse_sizes,
+    rounded,
+    run_main,
+    settle,
+    spawn,
+    start_postwarden,
+    tail,
+    versions,
+    wait_ready,
+    write_results,
+)
+from sqlalchemy import func, insert, select, text, update
 
 from postwarden.accounts.service import AccountService
 from postwarden.audit import AuditAction, AuditChain, AuditEvent, event_hash
-from postwarden.config import Settings
 from postwarden.identity import Actor, Credential, Via
-from postwarden.migrations import upgrade
 from postwarden.runtime import Runtime
 from postwarden.tokens.secrets import Keyring
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_PATH = BENCH_DIR / "results" / "audit.json"
 DEFAULT_SIZES = (10_000, 1_000_000)
 MAX_RATIO = 1.5
 BATCH = 5_000
@@ -96,82 +114,8 @@ EVENTS = AuditEvent.__table__
 EXPORTS: Final = ("http_jsonl", "http_csv", "cli_export")
 
 
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def psycopg_url(url: str, schema: str | None = None) -> str:
-    if url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    if schema:
-        url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
-    return url
-
-
-def find_cli() -> Path:
-    path = Path(sys.executable).parent / "postwarden"
-    if not path.exists():
-        raise BenchError(
-            f"postwarden CLI not found at {path}; run this with the project venv's python (.venv/bin/python)"
-        )
-    return path
-
-
 # --------------------------------------------------------------------------
 # databases
-
-
-@contextlib.contextmanager
-def fresh_database(database_url: str | None, size: int, tmp: Path, audit_key: bytes) -> Iterator[str]:
-    """The URL of an empty, migrated database for one size; dropped on the way out."""
-    if database_url is None:
-        url = f"sqlite:///{tmp}/audit-{size}.db"
-        upgrade(url, audit_key=audit_key)
-        try:
-            yield url
-        finally:
-            for suffix in ("", "-wal", "-shm"):
-                Path(f"{tmp}/audit-{size}.db{suffix}").unlink(missing_ok=True)
-        return
-    schema = f"bench_audit_{secrets.token_hex(4)}_{size}"
-    admin = create_engine(psycopg_url(database_url))
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f"CREATE SCHEMA {schema}"))
-        try:
-            url = psycopg_url(database_url, schema)
-            upgrade(url, audit_key=audit_key)
-            yield url
-        finally:
-            with admin.begin() as connection:
-                connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    finally:
-        admin.dispose()
-
-
-def settle(runtime: Runtime) -> None:
-    """Leave the database as a long-running one would be after the bulk load.
-
-    SQLite: fold the write-ahead log into the file and empty it. PostgreSQL: vacuum and
-    analyze, as autovacuum would have done by now.
-    """
-    if runtime.db.is_sqlite:
-        with runtime.db.engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        return
-    with runtime.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.exec_driver_sql("VACUUM ANALYZE")
 
 
 def database_bytes(runtime: Runtime) -> int:
@@ -401,23 +345,6 @@ def write_events(runtime: Runtime, size: int, batch: int) -> Written:
 # processes
 
 
-def child_environment(database_url: str, data_dir: Path, secret_key: str) -> dict[str, str]:
-    """This environment less any POSTWARDEN_* settings (a shell's must not skew the figures), plus the bench's."""
-    inherited = os.environ  # noqa: TID251 - the environment of the processes started here
-    env = {k: v for k, v in inherited.items() if not k.startswith("POSTWARDEN_")}
-    return env | {
-        "POSTWARDEN_DATABASE_URL": database_url,
-        "POSTWARDEN_DATA_DIR": str(data_dir),
-        "POSTWARDEN_SECRET_KEY": secret_key,
-        "POSTWARDEN_PUBLIC_URL": "http://postwarden.bench",
-        "POSTWARDEN_EMBEDDED_WORKER": "false",
-        "POSTWARDEN_ACCESS_LOG": "false",
-        "POSTWARDEN_RATE_LIMIT_PER_TOKEN": "off",
-        "POSTWARDEN_RATE_LIMIT_PER_IP": "off",
-        "POSTWARDEN_LOG_LEVEL": "WARNING",
-    }
-
-
 #: Runs the ``postwarden`` command line as its console script does, and reports the peak
 #: RSS of the command itself: the high-water mark is read once the CLI is imported, then
 #: reset (``/proc/self/clear_refs``), and read again at exit.
@@ -443,21 +370,6 @@ finally:
 _PEAK_LINE = re.compile(r"^\[bench-peak\] startup=(\d+) command=(\d+)$", re.MULTILINE)
 
 
-def spawn(cmd: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    with open(log_path, "wb") as fh:
-        return subprocess.Popen(
-            cmd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            # A session of its own (Ctrl-C in the terminal doesn't reach it); being a
-            # preexec_fn, it also makes Popen fork rather than vfork (see ``reap``).
-            # Nothing in this process runs threads when a child is started.
-            preexec_fn=os.setsid,  # noqa: PLW1509
-        )
-
-
 def reap(popen: subprocess.Popen[bytes], timeout: float) -> tuple[int, float]:
     """Waits for the child; its exit code and ``ru_maxrss`` in MB (KiB on Linux).
 
@@ -480,13 +392,6 @@ def reap(popen: subprocess.Popen[bytes], timeout: float) -> tuple[int, float]:
         time.sleep(0.01)
 
 
-def tail(path: Path, n: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return ""
-
-
 def memory_mb(pid: int | str) -> dict[str, float]:
     """``VmRSS`` and ``VmHWM`` (the peak RSS) of a running process, in MB."""
     figures: dict[str, float] = {}
@@ -504,34 +409,13 @@ def reset_peak(pid: int) -> None:
         fh.write("5")
 
 
-@dataclass
-class Server:
-    popen: subprocess.Popen[bytes]
-    base_url: str
-    log_path: Path
-
-
 @contextlib.contextmanager
-def postwarden_server(cli: Path, env: dict[str, str], log_path: Path) -> Iterator[Server]:
-    port = free_port()
-    popen = spawn([str(cli), "serve", "--host", "127.0.0.1", "--port", str(port)], env, log_path)
-    server = Server(popen, f"http://127.0.0.1:{port}", log_path)
+def postwarden_server(cli: Path, env: dict[str, str], log_path: Path) -> Iterator[ServeProcess]:
+    """A server of its own, forked (see ``spawn``) and reaped for its ``ru_maxrss`` (``reap``)."""
+    server = start_postwarden(cli, env, log_path, fork=True)
+    popen = server.proc.popen
     try:
-        deadline = time.monotonic() + 60
-        last = "no answer"
-        while True:
-            if popen.poll() is not None:
-                raise BenchError(f"postwarden serve exited with {popen.returncode}:\n{tail(log_path)}")
-            try:
-                response = httpx.get(server.base_url + "/readyz", timeout=2)
-                if response.status_code == 200:
-                    break
-                last = f"HTTP {response.status_code}"
-            except httpx.TransportError as exc:
-                last = str(exc) or type(exc).__name__
-            if time.monotonic() > deadline:
-                raise BenchError(f"postwarden serve not ready within 60s ({last}):\n{tail(log_path)}")
-            time.sleep(0.05)
+        wait_ready(server.proc, server.base_url)
         yield server
     finally:
         if popen.returncode is None:
@@ -595,7 +479,7 @@ def http_export(
         postwarden_server(cli, env, log_path) as server,
         httpx.Client(base_url=server.base_url, timeout=httpx.Timeout(30.0, read=600.0)) as http,
     ):
-        pid = server.popen.pid
+        pid = server.proc.popen.pid
         startup = memory_mb(pid)
         reset_peak(pid)
         before = memory_mb(pid)
@@ -617,7 +501,7 @@ def http_export(
         after = memory_mb(pid)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGTERM)
-        _code, ru_maxrss = reap(server.popen, timeout=30)
+        _code, ru_maxrss = reap(server.proc.popen, timeout=30)
     state = chain_state(runtime, written.account_id)
     expected = state.events + (fmt == "csv")
     if lines != expected:
@@ -658,7 +542,7 @@ class CliRun:
 def cli_run(env: dict[str, str], args: list[str], log_path: Path, events: int) -> CliRun:
     bench_rss = memory_mb("self")["VmRSS"]
     t0 = time.perf_counter()
-    popen = spawn([sys.executable, "-c", CLI_WRAPPER, *args], env, log_path)
+    popen = spawn([sys.executable, "-c", CLI_WRAPPER, *args], env, log_path, fork=True)
     code, ru_maxrss = reap(popen, timeout=3600)
     seconds = time.perf_counter() - t0
     output = log_path.read_text(errors="replace").strip()
@@ -728,15 +612,8 @@ def bench_size(args: argparse.Namespace, cli: Path, size: int, tmp: Path) -> dic
     data_dir.mkdir()
     secret_key = secrets.token_hex(32)
     key = Keyring(secret_key.encode()).audit_key
-    with fresh_database(args.database_url, size, tmp, key) as url:
-        values: dict[str, Any] = {
-            "database_url": url,
-            "data_dir": data_dir,
-            "secret_key": secret_key,
-            "embedded_worker": False,
-            "access_log": False,
-        }
-        runtime = Runtime.start(Settings(**values))
+    with fresh_database(args.database_url, "audit", size, tmp, audit_key=key) as url:
+        runtime = Runtime.start(make_settings(url, data_dir, secret_key))
         try:
             written = write_events(runtime, size, args.batch)
             log(
@@ -855,34 +732,14 @@ def print_table(runs: list[dict[str, Any]], ratio: dict[str, float], db_kind: st
     print(f"{LABELS['verify']} peak RSS at {largest:,} / at {smallest:,} events = {ratio['verify']:.2f} (information)")
 
 
-def versions(names: list[str]) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def memory_total_mb() -> float | None:
     with contextlib.suppress(OSError, ValueError, IndexError), open("/proc/meminfo", encoding="ascii") as fh:
         return int(fh.readline().split()[1]) / 1024
     return None
 
 
-def rounded(value: Any) -> Any:
-    if isinstance(value, float):
-        return round(value, 3)
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v) for v in value]
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
-    sizes = sorted({int(s) for s in args.sizes.split(",")})
+    sizes = parse_sizes(args.sizes)
     if len(sizes) < 2 or sizes[0] < 1:
         raise BenchError("--sizes wants at least two sizes of 1 or more events")
     if args.batch < 1:
@@ -890,7 +747,7 @@ def run(args: argparse.Namespace) -> int:
     if not Path("/proc/self/status").exists():
         raise BenchError("this bench reads peak RSS from /proc: it runs on Linux")
     cli = find_cli()
-    db_kind = args.database_url.split(":", 1)[0].split("+", 1)[0] if args.database_url else "sqlite"
+    db_kind = database_kind(args.database_url)
     tmp = Path(tempfile.mkdtemp(prefix="postwarden-audit-"))
     started = time.perf_counter()
     try:
@@ -906,14 +763,8 @@ def run(args: argparse.Namespace) -> int:
     passed = {kind: ratio[kind] < MAX_RATIO for kind in EXPORTS}
 
     result = {
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "memory_mb": memory_total_mb(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version,
-        },
+        "generated_at": generated_at(),
+        "machine": machine(memory_mb=memory_total_mb(), sqlite=sqlite3.sqlite_version),
         "versions": versions(["postwarden", "uvicorn", "starlette", "fastapi", "sqlalchemy", "httpx", "psycopg"]),
         "settings": {"database": db_kind, "sizes": sizes, "batch": args.batch},
         "seconds": elapsed,
@@ -922,10 +773,7 @@ def run(args: argparse.Namespace) -> int:
         "goal_max_ratio": MAX_RATIO,
         "pass": passed,
     }
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rounded(result), indent=2, ensure_ascii=False) + "\n")
-    log(f"wrote {out} ({elapsed:.0f}s in all)")
+    write_results(args.output, rounded(result), seconds=elapsed)
 
     if args.check and not all(passed.values()):
         print(f"CHECK FAILED: an export's peak RSS ratio is {MAX_RATIO} or more")
@@ -935,32 +783,16 @@ def run(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="audit log export and verification: time and peak RSS by log size")
-    p.add_argument(
-        "--sizes",
-        default=",".join(map(str, DEFAULT_SIZES)),
-        help="comma-separated event counts (10000,1000000)",
-    )
+    add_sizes(p, DEFAULT_SIZES, "event counts")
     p.add_argument("--batch", type=int, default=BATCH, help=f"events inserted per transaction ({BATCH})")
-    p.add_argument(
-        "--database-url",
-        default=None,
-        help="a PostgreSQL database to bench in, one schema per size, dropped afterwards (default: temp SQLite)",
-    )
-    p.add_argument("--output", default=str(RESULTS_PATH), help="JSON results file (bench/results/audit.json)")
+    add_database_url(p)
+    add_output(p, "audit")
     p.add_argument("--check", action="store_true", help=f"exit 1 if an export's peak RSS ratio is {MAX_RATIO} or more")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return run(args)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_main(run, parse_args(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

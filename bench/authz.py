@@ -31,35 +31,42 @@ largest size to the smallest, which should stay under 2.0 (PASS/FAIL); writes
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import os
-import platform
 import secrets
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
-from sqlalchemy import Connection, create_engine, func, insert, select, text, update
+from _common import (
+    BenchError,
+    add_database_url,
+    add_output,
+    add_sizes,
+    bulk_insert,
+    database_kind,
+    fresh_database,
+    generated_at,
+    log,
+    machine,
+    make_settings,
+    parse_sizes,
+    run_main,
+    serve_in_thread,
+    settle,
+    versions,
+    write_results,
+)
+from sqlalchemy import func, insert, select, update
 
 from postwarden.accounts.models import Account
 from postwarden.accounts.service import AccountService
 from postwarden.app import create_app
-from postwarden.config import Settings
-from postwarden.db import Base
 from postwarden.identity import Actor
-from postwarden.migrations import upgrade
 from postwarden.runtime import Runtime
 from postwarden.servers.models import Server
 from postwarden.tokens.models import PersonalToken
@@ -67,77 +74,9 @@ from postwarden.tokens.personal import new_personal_token
 from postwarden.users.models import Membership, ServerAccessGrant, User
 from postwarden.users.passwords import hash_password
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_PATH = BENCH_DIR / "results" / "authz.json"
 DEFAULT_SIZES = (100, 10_000, 100_000)
 MAX_RATIO = 2.0
-CHUNK = 5_000
 GRANTS_PER_MEMBER = 2
-
-
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def psycopg_url(url: str, schema: str | None = None) -> str:
-    if url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    if schema:
-        url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
-    return url
-
-
-# --------------------------------------------------------------------------
-# databases
-
-
-@contextlib.contextmanager
-def fresh_database(database_url: str | None, size: int, tmp: Path) -> Iterator[str]:
-    """The URL of an empty, migrated database for one size; dropped on the way out."""
-    if database_url is None:
-        url = f"sqlite:///{tmp}/authz-{size}.db"
-        upgrade(url)
-        yield url
-        return
-    schema = f"bench_authz_{secrets.token_hex(4)}_{size}"
-    admin = create_engine(psycopg_url(database_url))
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f"CREATE SCHEMA {schema}"))
-        try:
-            url = psycopg_url(database_url, schema)
-            upgrade(url)
-            yield url
-        finally:
-            with admin.begin() as connection:
-                connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    finally:
-        admin.dispose()
-
-
-def make_settings(database_url: str, data_dir: Path) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "data_dir": data_dir,
-        "secret_key": secrets.token_hex(32),
-        "public_url": "http://postwarden.bench",
-        "rate_limit_per_token": "off",
-        "rate_limit_per_ip": "off",
-        "access_log": False,
-        "embedded_worker": False,
-    }
-    return Settings(**values)
 
 
 @dataclass
@@ -150,16 +89,6 @@ class Seeded:
     servers: int
     grants: int
     seconds: float
-
-
-def chunked(rows: Sequence[dict[str, Any]], size: int = CHUNK) -> Iterator[Sequence[dict[str, Any]]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
-
-
-def bulk_insert(connection: Connection, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
-    for chunk in chunked(rows):
-        connection.execute(insert(model), list(chunk))
 
 
 def seed(runtime: Runtime, members: int, servers: int, password_hash: str) -> Seeded:
@@ -269,51 +198,8 @@ def seed(runtime: Runtime, members: int, servers: int, password_hash: str) -> Se
     )
 
 
-def settle(runtime: Runtime) -> None:
-    """Leave the database as a long-running one would be after the bulk load.
-
-    SQLite: fold the write-ahead log into the file and empty it. Nothing writes while the
-    bench reads, so without this every read would look its pages up in a log as large as
-    the data. PostgreSQL: vacuum and analyze, as autovacuum would have done by now.
-    """
-    if runtime.db.is_sqlite:
-        with runtime.db.engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        return
-    with runtime.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.exec_driver_sql("VACUUM ANALYZE")
-
-
 # --------------------------------------------------------------------------
 # serving and timing
-
-
-@contextlib.contextmanager
-def serve(settings: Settings, runtime: Runtime) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings, runtime=runtime),
-            host="127.0.0.1",
-            port=port,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            proxy_headers=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise BenchError("postwarden did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 @dataclass(frozen=True)
@@ -363,7 +249,7 @@ def time_endpoint(http: httpx.Client, ep: Endpoint, *, warmup: int, requests: in
 def bench_size(args: argparse.Namespace, size: int, tmp: Path, password_hash: str) -> dict[str, Any]:
     data_dir = tmp / f"data-{size}"
     data_dir.mkdir()
-    with fresh_database(args.database_url, size, tmp) as url:
+    with fresh_database(args.database_url, "authz", size, tmp) as url:
         settings = make_settings(url, data_dir)
         runtime = Runtime.start(settings)
         try:
@@ -372,7 +258,10 @@ def bench_size(args: argparse.Namespace, size: int, tmp: Path, password_hash: st
                 f"{size} members: seeded {seeded.servers} servers, {seeded.members} members, "
                 f"{seeded.grants} grants in {seeded.seconds:.1f}s"
             )
-            with serve(settings, runtime) as base_url, httpx.Client(base_url=base_url, timeout=60) as http:
+            with (
+                serve_in_thread(create_app(settings, runtime=runtime), "postwarden") as base_url,
+                httpx.Client(base_url=base_url, timeout=60) as http,
+            ):
                 rows = [
                     time_endpoint(http, ep, warmup=args.warmup, requests=args.requests) for ep in endpoints_for(seeded)
                 ]
@@ -411,23 +300,13 @@ def print_table(runs: list[dict[str, Any]], ratio: dict[str, float]) -> None:
     )
 
 
-def versions(names: list[str]) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def run(args: argparse.Namespace) -> int:
-    sizes = sorted({int(s) for s in args.sizes.split(",")})
+    sizes = parse_sizes(args.sizes)
     if len(sizes) < 2 or sizes[0] < 2:
         raise BenchError("--sizes wants at least two sizes of 2 or more members")
     if args.servers < GRANTS_PER_MEMBER:
         raise BenchError(f"--servers must be at least {GRANTS_PER_MEMBER}")
-    db_kind = args.database_url.split(":", 1)[0].split("+", 1)[0] if args.database_url else "sqlite"
+    db_kind = database_kind(args.database_url)
     tmp = Path(tempfile.mkdtemp(prefix="postwarden-authz-"))
     try:
         log(f"work dir {tmp}; database {db_kind}")
@@ -441,8 +320,8 @@ def run(args: argparse.Namespace) -> int:
     print_table(runs, ratio)
 
     result = {
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "generated_at": generated_at(),
+        "machine": machine(),
         "versions": versions(["postwarden", "uvicorn", "starlette", "fastapi", "sqlalchemy", "httpx"]),
         "settings": {
             "database": db_kind,
@@ -457,10 +336,7 @@ def run(args: argparse.Namespace) -> int:
         "goal_max_ratio": MAX_RATIO,
         "pass": {k: v < MAX_RATIO for k, v in ratio.items()},
     }
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    log(f"wrote {out}")
+    write_results(args.output, result)
 
     if args.check and not all(v < MAX_RATIO for v in ratio.values()):
         print(f"CHECK FAILED: some ratio is {MAX_RATIO} or more")
@@ -470,34 +346,18 @@ def run(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="time per request of the team and authorization reads by account size")
-    p.add_argument(
-        "--sizes",
-        default=",".join(map(str, DEFAULT_SIZES)),
-        help="comma-separated member counts (100,10000,100000)",
-    )
+    add_sizes(p, DEFAULT_SIZES, "member counts")
     p.add_argument("--servers", type=int, default=1000, help="servers in the account at every size (1000)")
     p.add_argument("--requests", type=int, default=300, help="timed requests per endpoint and size (300)")
     p.add_argument("--warmup", type=int, default=50, help="untimed requests first (50)")
-    p.add_argument(
-        "--database-url",
-        default=None,
-        help="a PostgreSQL database to bench in, one schema per size, dropped afterwards (default: temp SQLite)",
-    )
-    p.add_argument("--output", default=str(RESULTS_PATH), help="JSON results file (bench/results/authz.json)")
+    add_database_url(p)
+    add_output(p, "authz")
     p.add_argument("--check", action="store_true", help=f"exit 1 if a ratio is {MAX_RATIO} or more")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return run(args)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_main(run, parse_args(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -53,40 +53,56 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
-import platform
 import random
 import re
 import secrets
 import shutil
-import signal
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from html.parser import HTMLParser
-from importlib import metadata
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import httpx
-from sqlalchemy import Connection, create_engine, insert, select, text, update
+from _common import (
+    BenchError,
+    ServeProcess,
+    add_database_url,
+    add_output,
+    add_sizes,
+    bulk_insert,
+    child_environment,
+    cpu_seconds,
+    database_kind,
+    find_cli,
+    fresh_database,
+    generated_at,
+    log,
+    machine,
+    make_settings,
+    parse_sizes,
+    rounded,
+    run_main,
+    settle,
+    start_postwarden,
+    versions,
+    wait_ready,
+    write_results,
+)
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from postwarden.accounts.service import AccountService
-from postwarden.config import Settings
-from postwarden.db import Base, utcnow
+from postwarden.db import utcnow
 from postwarden.groups.models import Group, GroupMember, GroupServerAccess
 from postwarden.identity import Actor
 from postwarden.invitations.service import InvitationService, NewInvitations
-from postwarden.migrations import upgrade
 from postwarden.policy import Role, ServerAccess
 from postwarden.runtime import Runtime
 from postwarden.servers.models import Server
@@ -94,14 +110,11 @@ from postwarden.users.models import Membership, User
 from postwarden.users.passwords import hash_password
 from postwarden.users.service import UserService
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_PATH = BENCH_DIR / "results" / "console.json"
 DEFAULT_SIZES = (10, 1_000)
 DEFAULT_SERVERS = 100
 MAX_RATIO = 2.0
 #: Rows on one page of the Users table.
 PAGE_ROWS: Final = 50
-CHUNK = 5_000
 OWNER_EMAIL: Final = "owner@bench.example"
 PASSWORD: Final = "correct horse battery staple"
 USERS_PATH: Final = "/console/users"
@@ -141,80 +154,6 @@ SERVER_NAMES: Final = ("Transactional", "Password resets", "Receipts", "Newslett
 REGIONS: Final = ("EU", "US", "APAC", "staging", "dev")
 
 
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def psycopg_url(url: str, schema: str | None = None) -> str:
-    if url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    if schema:
-        url += ("&" if "?" in url else "?") + f"options=-csearch_path%3D{schema}"
-    return url
-
-
-def find_cli() -> Path:
-    path = Path(sys.executable).parent / "postwarden"
-    if not path.exists():
-        raise BenchError(
-            f"postwarden CLI not found at {path}; run this with the project venv's python (.venv/bin/python)"
-        )
-    return path
-
-
-# --------------------------------------------------------------------------
-# databases
-
-
-@contextlib.contextmanager
-def fresh_database(database_url: str | None, size: int, tmp: Path) -> Iterator[str]:
-    """The URL of an empty, migrated database for one size; dropped on the way out."""
-    if database_url is None:
-        url = f"sqlite:///{tmp}/console-{size}.db"
-        upgrade(url)
-        yield url
-        return
-    schema = f"bench_console_{secrets.token_hex(4)}_{size}"
-    admin = create_engine(psycopg_url(database_url))
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f"CREATE SCHEMA {schema}"))
-        try:
-            url = psycopg_url(database_url, schema)
-            upgrade(url)
-            yield url
-        finally:
-            with admin.begin() as connection:
-                connection.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-    finally:
-        admin.dispose()
-
-
-def settle(runtime: Runtime) -> None:
-    """Leave the database as a long-running one would be after the bulk load.
-
-    SQLite: fold the write-ahead log into the file and empty it. PostgreSQL: vacuum and
-    analyze, as autovacuum would have done by now.
-    """
-    if runtime.db.is_sqlite:
-        with runtime.db.engine.connect() as connection:
-            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        return
-    with runtime.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        connection.exec_driver_sql("VACUUM ANALYZE")
-
-
 # --------------------------------------------------------------------------
 # the account
 
@@ -231,11 +170,6 @@ class Seeded:
     two_factor: int
     invitations: int
     seconds: float
-
-
-def bulk_insert(connection: Connection, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), CHUNK):
-        connection.execute(insert(model), list(rows[start : start + CHUNK]))
 
 
 def server_name(i: int) -> str:
@@ -383,86 +317,6 @@ def groups_and_suspensions(
         if suspended:
             connection.execute(update(Membership).where(Membership.id.in_(suspended)).values(suspended_at=now))
     return len(members), len(suspended)
-
-
-# --------------------------------------------------------------------------
-# processes
-
-
-def child_environment(database_url: str, data_dir: Path, secret_key: str) -> dict[str, str]:
-    """This environment less any POSTWARDEN_* settings (a shell's must not skew the figures), plus the bench's."""
-    inherited = os.environ  # noqa: TID251 - the environment of the processes started here
-    env = {k: v for k, v in inherited.items() if not k.startswith("POSTWARDEN_")}
-    return env | {
-        "POSTWARDEN_DATABASE_URL": database_url,
-        "POSTWARDEN_DATA_DIR": str(data_dir),
-        "POSTWARDEN_SECRET_KEY": secret_key,
-        "POSTWARDEN_PUBLIC_URL": "http://postwarden.bench",
-        "POSTWARDEN_EMBEDDED_WORKER": "false",
-        "POSTWARDEN_ACCESS_LOG": "false",
-        "POSTWARDEN_RATE_LIMIT_PER_TOKEN": "off",
-        "POSTWARDEN_RATE_LIMIT_PER_IP": "off",
-        "POSTWARDEN_LOG_LEVEL": "WARNING",
-    }
-
-
-def tail(path: Path, n: int = 30) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-n:])
-    except OSError:
-        return ""
-
-
-@dataclass
-class Running:
-    size: int
-    popen: subprocess.Popen[bytes]
-    base_url: str
-    log_path: Path
-
-
-def start_server(cli: Path, env: dict[str, str], log_path: Path, size: int) -> Running:
-    port = free_port()
-    with open(log_path, "wb") as fh:
-        popen = subprocess.Popen(
-            [str(cli), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # Ctrl-C in the terminal reaches this process only
-        )
-    return Running(size, popen, f"http://127.0.0.1:{port}", log_path)
-
-
-def wait_ready(server: Running) -> None:
-    deadline = time.monotonic() + 60
-    last = "no answer"
-    while True:
-        if server.popen.poll() is not None:
-            raise BenchError(f"postwarden serve exited with {server.popen.returncode}:\n{tail(server.log_path)}")
-        try:
-            response = httpx.get(server.base_url + "/readyz", timeout=2)
-            if response.status_code == 200:
-                return
-            last = f"HTTP {response.status_code}"
-        except httpx.TransportError as exc:
-            last = str(exc) or type(exc).__name__
-        if time.monotonic() > deadline:
-            raise BenchError(f"postwarden serve not ready within 60s ({last}):\n{tail(server.log_path)}")
-        time.sleep(0.05)
-
-
-def stop_server(server: Running) -> None:
-    if server.popen.poll() is None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.popen.pid, signal.SIGTERM)
-        try:
-            server.popen.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(server.popen.pid, signal.SIGKILL)
-            server.popen.wait()
 
 
 # --------------------------------------------------------------------------
@@ -716,13 +570,6 @@ def summarize(size: int, samples: list[Sample], cpu_ms: float) -> Timing:
     )
 
 
-def cpu_seconds(pid: int) -> float:
-    """User and system CPU time a process has used (``/proc/<pid>/stat``)."""
-    with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def time_rounds(
     clients: dict[int, httpx.Client], pids: dict[int, int], warmup: int, requests: int
 ) -> dict[int, Timing]:
@@ -790,75 +637,48 @@ def print_table(
             print(f"  problem at {check.members:,} members: {problem}")
 
 
-def versions(names: list[str]) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def rounded(value: Any) -> Any:
-    if isinstance(value, float):
-        return round(value, 3)
-    if isinstance(value, dict):
-        return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [rounded(v) for v in value]
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
-    sizes = sorted({int(s) for s in args.sizes.split(",")})
+    sizes = parse_sizes(args.sizes)
     if len(sizes) < 2 or sizes[0] < 1:
         raise BenchError("--sizes wants at least two sizes of 1 or more members")
     if args.servers < 1 or args.requests < 1 or args.warmup < 0:
         raise BenchError("--servers and --requests must be 1 or more, --warmup 0 or more")
     cli = find_cli()
-    db_kind = args.database_url.split(":", 1)[0].split("+", 1)[0] if args.database_url else "sqlite"
+    db_kind = database_kind(args.database_url)
     tmp = Path(tempfile.mkdtemp(prefix="postwarden-console-"))
     started = time.perf_counter()
     seeded: dict[int, Seeded] = {}
     checks: dict[int, PageCheck] = {}
     try:
         with contextlib.ExitStack() as stack:
-            servers: list[Running] = []
+            servers: dict[int, ServeProcess] = {}
             for size in sizes:
-                url = stack.enter_context(fresh_database(args.database_url, size, tmp))
+                url = stack.enter_context(fresh_database(args.database_url, "console", size, tmp))
                 data_dir = tmp / f"data-{size}"
                 data_dir.mkdir()
                 secret_key = secrets.token_hex(32)
-                values: dict[str, Any] = {
-                    "database_url": url,
-                    "data_dir": data_dir,
-                    "secret_key": secret_key,
-                    "embedded_worker": False,
-                    "access_log": False,
-                }
-                runtime = Runtime.start(Settings(**values))
+                runtime = Runtime.start(make_settings(url, data_dir, secret_key))
                 try:
                     seeded[size] = seed(runtime, size, args.servers)
                 finally:
                     runtime.db.dispose()
                 log(f"{size:,} members, {args.servers} servers: seeded in {seeded[size].seconds:.1f}s")
-                server = start_server(
-                    cli, child_environment(url, data_dir, secret_key), tmp / f"serve-{size}.log", size
-                )
-                stack.callback(stop_server, server)
-                servers.append(server)
+                # Each size's server starts up while the next size is seeded, and stops
+                # before its database is dropped.
+                server = start_postwarden(cli, child_environment(url, data_dir, secret_key), tmp / f"serve-{size}.log")
+                stack.callback(server.proc.stop, 30)
+                servers[size] = server
             clients: dict[int, httpx.Client] = {}
-            for server in servers:
-                wait_ready(server)
+            for size, server in servers.items():
+                wait_ready(server.proc, server.base_url)
                 http = stack.enter_context(
                     httpx.Client(base_url=server.base_url, timeout=60, headers={"Accept-Encoding": "identity"})
                 )
                 console_sign_in(http)
-                checks[server.size] = check_page(http, server.size, args.servers)
-                clients[server.size] = http
-                log(f"{server.size:,} members: signed in as the Owner; page of {checks[server.size].rows} rows")
-            pids = {server.size: server.popen.pid for server in servers}
+                checks[size] = check_page(http, size, args.servers)
+                clients[size] = http
+                log(f"{size:,} members: signed in as the Owner; page of {checks[size].rows} rows")
+            pids = {size: server.proc.popen.pid for size, server in servers.items()}
             load_before = os.getloadavg()
             by_size = time_rounds(clients, pids, args.warmup, args.requests)
             load_after = os.getloadavg()
@@ -878,14 +698,8 @@ def run(args: argparse.Namespace) -> int:
         "pages_read_right": not any(check.problems for check in page_checks),
     }
     result = {
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "python": platform.python_version(),
-            "sqlite": sqlite3.sqlite_version,
-            "load_average_1min_before_after": load,
-        },
+        "generated_at": generated_at(),
+        "machine": machine(sqlite=sqlite3.sqlite_version, load_average_1min_before_after=load),
         "versions": versions(["postwarden", "uvicorn", "starlette", "jinja2", "sqlalchemy", "httpx", "psycopg"]),
         "settings": {
             "database": db_kind,
@@ -910,10 +724,7 @@ def run(args: argparse.Namespace) -> int:
         "goal_max_ratio": MAX_RATIO,
         "pass": passed,
     }
-    out = Path(args.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rounded(result), indent=2, ensure_ascii=False) + "\n")
-    log(f"wrote {out} ({elapsed:.0f}s in all)")
+    write_results(args.output, rounded(result), seconds=elapsed)
     if args.check and not all(passed.values()):
         print("CHECK FAILED: " + ", ".join(name for name, ok in passed.items() if not ok))
         return 1
@@ -922,34 +733,18 @@ def run(args: argparse.Namespace) -> int:
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="time to first byte of the console's Users page by account size")
-    p.add_argument(
-        "--sizes",
-        default=",".join(map(str, DEFAULT_SIZES)),
-        help="comma-separated member counts, the Owner included (10,1000)",
-    )
+    add_sizes(p, DEFAULT_SIZES, "member counts, the Owner included")
     p.add_argument("--servers", type=int, default=DEFAULT_SERVERS, help=f"servers in the account ({DEFAULT_SERVERS})")
     p.add_argument("--requests", type=int, default=30, help="timed requests per size (30)")
     p.add_argument("--warmup", type=int, default=5, help="untimed requests per size first (5)")
-    p.add_argument(
-        "--database-url",
-        default=None,
-        help="a PostgreSQL database to bench in, one schema per size, dropped afterwards (default: temp SQLite)",
-    )
-    p.add_argument("--output", default=str(RESULTS_PATH), help="JSON results file (bench/results/console.json)")
+    add_database_url(p)
+    add_output(p, "console")
     p.add_argument("--check", action="store_true", help="exit 1 if the ratio or the paging check fails")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return run(args)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_main(run, parse_args(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

@@ -40,54 +40,56 @@ It writes the figures to ``--output`` and exits 1 when a target fails.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import gc
-import json
-import os
-import platform
-import secrets
 import shutil
-import socket
 import statistics
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import httpx
-import uvicorn
+from _common import (
+    BenchError,
+    add_output,
+    add_sizes,
+    bulk_insert,
+    fresh_database,
+    generated_at,
+    log,
+    machine,
+    make_settings,
+    parse_sizes,
+    run_main,
+    serve_in_thread,
+    settle,
+    versions,
+    write_results,
+)
 from scim2_models import Email, EnterpriseUser, Meta, Name
 from scim2_models import User as ScimUser
 from scim2_server.applications.asgi import ASGIApplication
 from scim2_server.memory import AsyncInMemoryStorage, InMemoryStorage
 from scim2_server.utils import load_default_provider
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import func, select, update
 
 from postwarden.accounts.models import Account
 from postwarden.accounts.service import AccountService
 from postwarden.app import create_app
-from postwarden.config import Settings
-from postwarden.db import Base
 from postwarden.identity import Actor
-from postwarden.migrations import upgrade
 from postwarden.runtime import Runtime
 from postwarden.tokens.scim import ScimTokenService
 from postwarden.users.models import MemberEmail, Membership, User
 
-BENCH_DIR = Path(__file__).resolve().parent
-RESULTS_PATH = BENCH_DIR / "results" / "scim.json"
 DEFAULT_SIZES = (1_000, 10_000, 100_000)
 MAX_GROWTH = 2.0
 COMPARED_SIZE = 10_000
-CHUNK = 5_000
 PAGE = 100
 MIN_SAMPLES = 5
 #: In ``user000400@example.com`` to ``user000499@example.com`` only: 100 users at every size.
@@ -95,23 +97,6 @@ CO_SUBSTRING = "r0004"
 OWNER_EMAIL = "owner@bench.example"
 #: Stands in for a password hash: nobody signs in during the bench.
 PASSWORD_HASH = "bench-no-password"
-
-Asgi = Callable[..., Any]
-
-
-def log(msg: str) -> None:
-    print(f"[bench] {msg}", file=sys.stderr, flush=True)
-
-
-class BenchError(RuntimeError):
-    pass
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def email_of(i: int) -> str:
@@ -211,56 +196,8 @@ def time_all(base_url: str, prefix: str, token: str, size: int, args: argparse.N
         return {kind.label: time_kind(http, users_path(prefix, kind), kind, args) for kind in kinds_for(size)}
 
 
-@contextlib.contextmanager
-def serve(app: Asgi, name: str) -> Iterator[str]:
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            workers=1,
-            log_config=None,
-            access_log=False,
-            server_header=False,
-            proxy_headers=False,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise BenchError(f"{name} did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
-
-
 # --------------------------------------------------------------------------
 # postwarden
-
-
-def make_settings(database_url: str, data_dir: Path) -> Settings:
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "data_dir": data_dir,
-        "secret_key": secrets.token_hex(32),
-        "public_url": "http://postwarden.bench",
-        "rate_limit_per_token": "off",
-        "rate_limit_per_ip": "off",
-        "access_log": False,
-        "embedded_worker": False,
-    }
-    return Settings(**values)
-
-
-def bulk_insert(connection: Connection, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
-    for start in range(0, len(rows), CHUNK):
-        connection.execute(insert(model), list(rows[start : start + CHUNK]))
 
 
 def seed(runtime: Runtime, size: int) -> tuple[str, float]:
@@ -338,27 +275,23 @@ def seed(runtime: Runtime, size: int) -> tuple[str, float]:
 
     with runtime.db.session_scope() as session:
         _row, token = ScimTokenService(session, operator, runtime).create_token(account_id, "bench")
-    # Nothing writes while the bench reads: fold the write-ahead log into the file, as a
-    # long-running database would have, so that reads do not look pages up in the log.
-    with runtime.db.engine.connect() as connection:
-        connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    settle(runtime)
     return token, time.perf_counter() - t0
 
 
 def bench_postwarden(size: int, tmp: Path, args: argparse.Namespace) -> tuple[dict[str, Timing], float]:
     data_dir = tmp / f"data-{size}"
     data_dir.mkdir()
-    url = f"sqlite:///{tmp}/scim-{size}.db"
-    upgrade(url)
-    settings = make_settings(url, data_dir)
-    runtime = Runtime.start(settings)
-    try:
-        token, seconds = seed(runtime, size)
-        log(f"{size:,} users: postwarden seeded in {seconds:.1f}s")
-        with serve(create_app(settings, runtime=runtime), "postwarden") as base_url:
-            return time_all(base_url, "/scim/v2", token, size, args), seconds
-    finally:
-        runtime.db.dispose()
+    with fresh_database(None, "scim", size, tmp) as url:  # a SQLite file: this bench has no --database-url
+        settings = make_settings(url, data_dir)
+        runtime = Runtime.start(settings)
+        try:
+            token, seconds = seed(runtime, size)
+            log(f"{size:,} users: postwarden seeded in {seconds:.1f}s")
+            with serve_in_thread(create_app(settings, runtime=runtime), "postwarden") as base_url:
+                return time_all(base_url, "/scim/v2", token, size, args), seconds
+        finally:
+            runtime.db.dispose()
 
 
 # --------------------------------------------------------------------------
@@ -398,7 +331,7 @@ def bench_scim2_server(size: int, args: argparse.Namespace) -> tuple[dict[str, T
     seconds = time.perf_counter() - t0
     log(f"{size:,} users: scim2-server loaded in {seconds:.1f}s")
     app = ASGIApplication(AsyncInMemoryStorage(storage), load_default_provider())
-    with serve(app, "scim2-server") as base_url:
+    with serve_in_thread(app, "scim2-server") as base_url:
         # The default application asks for no credentials; the token is sent all the same.
         return time_all(base_url, "/v2", "bench", size, args), seconds
 
@@ -467,23 +400,13 @@ def check_targets(runs: list[Run]) -> dict[str, bool | None]:
     return results
 
 
-def versions(names: list[str]) -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def write_results(path: Path, args: argparse.Namespace, runs: list[Run], targets: dict[str, bool | None]) -> None:
+def results(args: argparse.Namespace, runs: list[Run], targets: dict[str, bool | None]) -> dict[str, Any]:
     def figures(timings: dict[str, Timing]) -> dict[str, Any]:
         return {label: vars(t) for label, t in timings.items()}
 
-    result = {
-        "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+    return {
+        "generated_at": generated_at(),
+        "machine": machine(),
         "versions": versions(["postwarden", "scim2-server", "scim2-models", "uvicorn", "sqlalchemy", "httpx"]),
         "settings": {
             "database": "sqlite",
@@ -507,13 +430,10 @@ def write_results(path: Path, args: argparse.Namespace, runs: list[Run], targets
             "pass": targets,
         },
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    log(f"wrote {path}")
 
 
 def run(args: argparse.Namespace) -> int:
-    sizes = sorted({int(s) for s in args.sizes.split(",")})
+    sizes = parse_sizes(args.sizes)
     if not sizes or sizes[0] < 500:
         raise BenchError(f"--sizes wants sizes of 500 or more users (the {CO_SUBSTRING!r} filter needs 500)")
     if args.requests < 1:
@@ -537,17 +457,13 @@ def run(args: argparse.Namespace) -> int:
     print()
     print_table(runs)
     targets = check_targets(runs)
-    write_results(Path(args.output), args, runs, targets)
+    write_results(args.output, results(args, runs, targets))
     return 1 if False in targets.values() else 0
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="SCIM filters and paging by account size: postwarden vs scim2-server")
-    p.add_argument(
-        "--sizes",
-        default=",".join(map(str, DEFAULT_SIZES)),
-        help="comma-separated user counts (1000,10000,100000)",
-    )
+    add_sizes(p, DEFAULT_SIZES, "user counts")
     p.add_argument("--requests", type=int, default=50, help="timed requests per kind, size and server (50)")
     p.add_argument("--warmup", type=int, default=5, help="untimed requests first (5)")
     p.add_argument(
@@ -556,20 +472,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=20.0,
         help=f"stop timing a kind after this many seconds, once it has {MIN_SAMPLES} samples (20)",
     )
-    p.add_argument("--output", default=str(RESULTS_PATH), help="JSON results file (bench/results/scim.json)")
+    add_output(p, "scim")
     return p.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    try:
-        return run(args)
-    except BenchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run_main(run, parse_args(sys.argv[1:] if argv is None else argv))
 
 
 if __name__ == "__main__":

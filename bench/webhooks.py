@@ -54,17 +54,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
-from api_throughput import (
-    BenchError,
-    ProcSet,
-    ensure_wrk,
-    free_port,
-    log,
-    lua_string,
-    package_versions,
-    parse_bench_line,
-    pinned,
-)
+from _common import BenchError, ProcSet, free_port, log, versions
+from api_throughput import ensure_wrk, lua_string, parse_bench_line, pinned
 from sqlalchemy import func, select
 
 from postwarden.accounts.service import AccountService
@@ -415,7 +406,7 @@ def run(args: argparse.Namespace) -> int:
     result = {
         "generated_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
-        "versions": package_versions(sys.executable, ["postwarden", "httpx", "httpcore", "sqlalchemy", "huey"]),
+        "versions": versions(["postwarden", "httpx", "httpcore", "sqlalchemy", "huey"]),
         "settings": {
             "events": args.events,
             "database": pw.description,

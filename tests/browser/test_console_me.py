@@ -1,5 +1,6 @@
 """A person's own pages in a real browser: setting up two-factor authentication from the console
-(recovery codes shown once), and moving between the accounts the login belongs to."""
+(recovery codes shown once), moving between the accounts the login belongs to, a personal token
+created and revoked after a confirmation, and the page a refusal shows."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def test_a_person_sets_up_two_factor_and_switches_accounts(
     expect(page.locator(".codes li")).to_have_count(10)
     shoot(page, "recovery-codes")
 
-    page.get_by_role("link", name="both@example.org").click()
+    page.get_by_role("link", name="Switch account").click()
     expect_path(page, "/console/accounts")
     expect(page.get_by_text("Current")).to_be_visible()
     shoot(page, "accounts")
@@ -46,3 +47,19 @@ def test_a_person_sets_up_two_factor_and_switches_accounts(
     expect_path(page, "/console/servers")
     # An Admin in Globex: the audit log is hers to read there.
     expect(page.get_by_role("navigation").get_by_role("link", name="Audit log")).to_be_visible()
+
+    # A personal token, created and then revoked after the confirmation page.
+    page.get_by_role("link", name="Your tokens").click()
+    page.get_by_label("Name").fill("deploy script")
+    page.get_by_role("button", name="Create token").click()
+    expect(page.get_by_text(re.compile("pw_"))).to_be_visible()
+    page.get_by_role("link", name="Back to your tokens").click()
+    page.get_by_role("link", name="Revoke the personal token deploy script").click()
+    shoot(page, "confirm-revoke")
+    page.get_by_role("button", name="Revoke").click()
+    expect(page.get_by_role("status")).to_contain_text("deploy script")
+
+    # A link that is no good says so on a page of its own.
+    page.goto("/console/invitations/accept/" + "0" * 64)
+    expect(page.get_by_role("alert")).to_contain_text("not valid")
+    shoot(page, "message")

@@ -155,6 +155,14 @@ def test_sensitive_forms_ask_for_the_password_only_after_fifteen_minutes(
     with runtime.db.session_scope() as session:
         session.execute(update(UserSession).values(password_confirmed_at=utcnow() - timedelta(minutes=16)))
     token = csrf(client, f"/console/users/{admin}/make-owner")
+    for path, fields, purpose in [
+        ("role", {"role": Role.TECHNICAL.value}, "change this user&#39;s role"),
+        ("servers", {"all_servers": "FullAccess"}, "change this user&#39;s access to servers"),
+    ]:
+        prompt = client.post(f"/console/users/{admin}/{path}", data={"csrf_token": token, **fields})
+        assert f"To {purpose}, type your password again." in prompt.text
+        assert f'name="{next(iter(fields))}" value="{next(iter(fields.values()))}"' in prompt.text  # posted again
+    assert not console_events(runtime, "membership.updated")
     asked = client.post(f"/console/users/{admin}/make-owner", data={"csrf_token": token})
     assert "To make this user the Owner, type your password again." in asked.text
     assert not console_events(runtime, "account.ownership_transferred")

@@ -7,6 +7,7 @@ time an audit event)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 from urllib.parse import urlencode
@@ -22,7 +23,8 @@ from postwarden.errors import InvalidRequest, NotFound, Reason
 from postwarden.groups.service import GroupService
 from postwarden.identity import Actor
 from postwarden.policy import GROUP_ROLES, Permission, Role, ServerAccess, allows
-from postwarden.surfaces.console.base import Console
+from postwarden.surfaces.console.base import Console, SignedInPage
+from postwarden.surfaces.console.people import ACCESS_LABELS
 from postwarden.surfaces.routing import run_in_session
 from postwarden.tokens.personal import NewPersonalToken, PersonalTokenService
 from postwarden.tokens.scim import ScimTokenService
@@ -38,11 +40,51 @@ SCOPE_FIELD: Final = "scope:"
 SERVER_FIELD: Final = "server-"
 #: The form's choice for a group that grants no account role.
 NO_ROLE: Final = "none"
-ACCESS_LABELS: Final = {
-    ServerAccess.FULL.value: "Full access",
-    ServerAccess.VIEW.value: "View only",
-    ServerAccess.NONE.value: "No access",
-}
+
+
+@dataclass(frozen=True)
+class TokenKind:
+    """SCIM tokens and personal tokens alike: shown once, when created; revoked after a page
+    that asks, back on the page that lists them."""
+
+    #: How a sentence names one in its middle: "personal token" (``title`` starts one with it).
+    noun: str
+    service: type[ScimTokenService | PersonalTokenService]
+    not_found: Reason
+    #: Where they are created, and under it each one's revocation: ``<path>/<id>/revoke``.
+    path: str
+    #: The page that lists them, with what its link is called.
+    listed_on: str
+    back_label: str
+    #: The revocation page's question: "Revoke <whose> <noun> “name”?".
+    whose: str
+    consequence: str
+
+    @property
+    def title(self) -> str:
+        return self.noun[:1].upper() + self.noun[1:]
+
+
+SCIM_TOKENS: Final = TokenKind(
+    noun="SCIM token",
+    service=ScimTokenService,
+    not_found=Reason.SCIM_TOKEN_NOT_FOUND,
+    path="/account/scim-tokens",
+    listed_on="/account",
+    back_label="Back to the account",
+    whose="the",
+    consequence="Your identity provider stops provisioning at once: every request with this token is refused.",
+)
+PERSONAL_TOKENS: Final = TokenKind(
+    noun="personal token",
+    service=PersonalTokenService,
+    not_found=Reason.PERSONAL_TOKEN_NOT_FOUND,
+    path="/tokens",
+    listed_on="/tokens",
+    back_label="Back to your tokens",
+    whose="your",
+    consequence="Scripts and tools using it are refused from now on.",
+)
 
 
 def routes(console: Console) -> list[Route]:
@@ -120,10 +162,8 @@ def routes(console: Console) -> list[Route]:
             done={key: query[key] for key in ("renamed", "two_factor", "revoked", "group") if key in query},
         )
 
-    async def rename(request: Request, actor: Actor) -> Response:
-        fields = await console.form(request)
-        if fields is None:
-            return console.expired_form(request)
+    @console.with_form
+    async def rename(request: Request, actor: Actor, fields: dict[str, str]) -> Response:
         given = AccountSettings(name=fields.get("name", ""))
         account_id = actor.account_id or 0
 
@@ -133,10 +173,8 @@ def routes(console: Console) -> list[Route]:
         name = await run_in_session(runtime, work, write=True)
         return console.redirect(request, f"/account?{urlencode({'renamed': name})}")
 
-    async def require_two_factor(request: Request, actor: Actor) -> Response:
-        fields = await console.form(request)
-        if fields is None:
-            return console.expired_form(request)
+    @console.with_form
+    async def require_two_factor(request: Request, actor: Actor, fields: dict[str, str]) -> Response:
         given = AccountSettings(require_two_factor=fields.get("require_two_factor") == "on")
         account_id = actor.account_id or 0
 
@@ -146,10 +184,8 @@ def routes(console: Console) -> list[Route]:
         required = await run_in_session(runtime, work, write=True)
         return console.redirect(request, f"/account?two_factor={'on' if required else 'off'}")
 
-    async def reveal_account_token(request: Request, actor: Actor) -> Response:
-        fields = await console.form(request)
-        if fields is None:
-            return console.expired_form(request)
+    @console.with_form
+    async def reveal_account_token(request: Request, actor: Actor, fields: dict[str, str]) -> Response:
         token_id: int = request.path_params["token_id"]
         account_id = actor.account_id or 0
 
@@ -173,12 +209,66 @@ def routes(console: Console) -> list[Route]:
             back_label="Back to the account",
         )
 
-    # -- SCIM tokens and groups ----------------------------------------------------------------
+    # -- SCIM and personal tokens: created, shown once, revoked after asking -----------------
 
-    async def create_scim_token(request: Request, actor: Actor) -> Response:
-        fields = await console.form(request)
-        if fields is None:
-            return console.expired_form(request)
+    def new_token_page(request: Request, actor: Actor, kind: TokenKind, name: str, secret: str) -> Response:
+        """The one page that ever shows a new token's secret."""
+        return console.render(
+            request,
+            "secret.html",
+            title=f"{kind.title} created",
+            actor=actor,
+            heading=f"{kind.title} “{name}” created",
+            secret=secret,
+            once=True,
+            back=kind.listed_on,
+            back_label=kind.back_label,
+        )
+
+    def confirm_revoke(kind: TokenKind) -> SignedInPage:
+        """The page asking before a token of this kind is revoked; it posts to ``revoke(kind)``."""
+
+        async def confirm(request: Request, actor: Actor) -> Response:
+            token_id: int = request.path_params["token_id"]
+
+            def work(session: Session) -> str:
+                for token in kind.service(session, actor, runtime).list_tokens(actor.account_id or 0):
+                    if token.id == token_id:
+                        return token.name
+                raise NotFound(kind.not_found, f"{kind.title} {token_id} was not found.")
+
+            name = await run_in_session(runtime, work, write=False)
+            return console.render(
+                request,
+                "confirm_revoke.html",
+                title=f"Revoke {kind.noun}",
+                actor=actor,
+                what=f"{kind.whose} {kind.noun} “{name}”",
+                consequence=kind.consequence,
+                action=f"{kind.path}/{token_id}/revoke",
+                back=kind.listed_on,
+            )
+
+        return confirm
+
+    def revoke(kind: TokenKind) -> SignedInPage:
+        """Revokes a token of this kind, then its list says which."""
+
+        @console.with_form
+        async def act(request: Request, actor: Actor, fields: dict[str, str]) -> Response:
+            token_id: int = request.path_params["token_id"]
+            account_id = actor.account_id or 0
+
+            def work(session: Session) -> str:
+                return kind.service(session, actor, runtime).revoke_token(account_id, token_id).name
+
+            name = await run_in_session(runtime, work, write=True)
+            return console.redirect(request, f"{kind.listed_on}?{urlencode({'revoked': name})}")
+
+        return act
+
+    @console.with_form
+    async def create_scim_token(request: Request, actor: Actor, fields: dict[str, str]) -> Response:
         name = fields.get("name", "")
         account_id = actor.account_id or 0
 
@@ -186,56 +276,13 @@ def routes(console: Console) -> list[Route]:
             token, plaintext = ScimTokenService(session, actor, runtime).create_token(account_id, name)
             return token.name, plaintext
 
-        created, secret = await run_in_session(runtime, work, write=True)
-        return console.render(
-            request,
-            "secret.html",
-            title="SCIM token created",
-            actor=actor,
-            heading=f"SCIM token “{created}” created",
-            secret=secret,
-            once=True,
-            back="/account",
-            back_label="Back to the account",
-        )
+        made, secret = await run_in_session(runtime, work, write=True)
+        return new_token_page(request, actor, SCIM_TOKENS, made, secret)
 
-    def scim_token_name(session: Session, actor: Actor, token_id: int) -> str:
-        for token in ScimTokenService(session, actor, runtime).list_tokens(actor.account_id or 0):
-            if token.id == token_id:
-                return token.name
-        raise NotFound(Reason.SCIM_TOKEN_NOT_FOUND, f"SCIM token {token_id} was not found.")
+    # -- SCIM groups ---------------------------------------------------------------------------
 
-    async def confirm_scim_revoke(request: Request, actor: Actor) -> Response:
-        token_id: int = request.path_params["token_id"]
-        name = await run_in_session(runtime, lambda session: scim_token_name(session, actor, token_id), write=False)
-        return console.render(
-            request,
-            "confirm_revoke.html",
-            title="Revoke SCIM token",
-            actor=actor,
-            what=f"the SCIM token “{name}”",
-            consequence="Your identity provider stops provisioning at once: every request with this token is refused.",
-            action=f"/account/scim-tokens/{token_id}/revoke",
-            back="/account",
-        )
-
-    async def revoke_scim_token(request: Request, actor: Actor) -> Response:
-        fields = await console.form(request)
-        if fields is None:
-            return console.expired_form(request)
-        token_id: int = request.path_params["token_id"]
-        account_id = actor.account_id or 0
-
-        def work(session: Session) -> str:
-            return ScimTokenService(session, actor, runtime).revoke_token(account_id, token_id).name
-
-        name = await run_in_session(runtime, work, write=True)
-        return console.redirect(request, f"/account?{urlencode({'revoked': name})}")
-
-    async def set_group_access(request: Request, actor: Actor) -> Response:
-        fields = await console.form(request)
-        if fields is None:
-            return console.expired_form(request)
+    @console.with_form
+    async def set_group_access(request: Request, actor: Actor, fields: dict[str, str]) -> Response:
         group_id: int = request.path_params["group_id"]
         account_id = actor.account_id or 0
         chosen = fields.get("role", NO_ROLE).strip()
@@ -292,10 +339,8 @@ def routes(console: Console) -> list[Route]:
             revoked=request.query_params.get("revoked"),
         )
 
-    async def create_personal_token(request: Request, actor: Actor) -> Response:
-        fields = await console.form(request)
-        if fields is None:
-            return console.expired_form(request)
+    @console.with_form
+    async def create_personal_token(request: Request, actor: Actor, fields: dict[str, str]) -> Response:
         scopes = sorted(key.removeprefix(SCOPE_FIELD) for key in fields if key.startswith(SCOPE_FIELD))
         server_ids = sorted(numbered(fields, SERVER_FIELD))
         given = NewPersonalToken(
@@ -310,51 +355,8 @@ def routes(console: Console) -> list[Route]:
             token, plaintext = PersonalTokenService(session, actor, runtime).create_token(account_id, given)
             return token.name, plaintext
 
-        created, secret = await run_in_session(runtime, work, write=True)
-        return console.render(
-            request,
-            "secret.html",
-            title="Personal token created",
-            actor=actor,
-            heading=f"Personal token “{created}” created",
-            secret=secret,
-            once=True,
-            back="/tokens",
-            back_label="Back to your tokens",
-        )
-
-    def personal_token_name(session: Session, actor: Actor, token_id: int) -> str:
-        for token in PersonalTokenService(session, actor, runtime).list_tokens(actor.account_id or 0):
-            if token.id == token_id:
-                return token.name
-        raise NotFound(Reason.PERSONAL_TOKEN_NOT_FOUND, f"Personal token {token_id} was not found.")
-
-    async def confirm_personal_revoke(request: Request, actor: Actor) -> Response:
-        token_id: int = request.path_params["token_id"]
-        name = await run_in_session(runtime, lambda session: personal_token_name(session, actor, token_id), write=False)
-        return console.render(
-            request,
-            "confirm_revoke.html",
-            title="Revoke personal token",
-            actor=actor,
-            what=f"your personal token “{name}”",
-            consequence="Scripts and tools using it are refused from now on.",
-            action=f"/tokens/{token_id}/revoke",
-            back="/tokens",
-        )
-
-    async def revoke_personal_token(request: Request, actor: Actor) -> Response:
-        fields = await console.form(request)
-        if fields is None:
-            return console.expired_form(request)
-        token_id: int = request.path_params["token_id"]
-        account_id = actor.account_id or 0
-
-        def work(session: Session) -> str:
-            return PersonalTokenService(session, actor, runtime).revoke_token(account_id, token_id).name
-
-        name = await run_in_session(runtime, work, write=True)
-        return console.redirect(request, f"/tokens?{urlencode({'revoked': name})}")
+        made, secret = await run_in_session(runtime, work, write=True)
+        return new_token_page(request, actor, PERSONAL_TOKENS, made, secret)
 
     return [
         Route("/account", console.signed_in(account_page)),
@@ -374,8 +376,8 @@ def routes(console: Console) -> list[Route]:
             console.signed_in(create_scim_token, sensitive="create a SCIM token"),
             methods=["POST"],
         ),
-        Route("/account/scim-tokens/{token_id:int}/revoke", console.signed_in(confirm_scim_revoke)),
-        Route("/account/scim-tokens/{token_id:int}/revoke", console.signed_in(revoke_scim_token), methods=["POST"]),
+        Route("/account/scim-tokens/{token_id:int}/revoke", console.signed_in(confirm_revoke(SCIM_TOKENS))),
+        Route("/account/scim-tokens/{token_id:int}/revoke", console.signed_in(revoke(SCIM_TOKENS)), methods=["POST"]),
         Route("/account/groups/{group_id:int}", console.signed_in(set_group_access), methods=["POST"]),
         Route("/tokens", console.signed_in(tokens_page)),
         Route(
@@ -383,8 +385,8 @@ def routes(console: Console) -> list[Route]:
             console.signed_in(create_personal_token, sensitive="create a personal token"),
             methods=["POST"],
         ),
-        Route("/tokens/{token_id:int}/revoke", console.signed_in(confirm_personal_revoke)),
-        Route("/tokens/{token_id:int}/revoke", console.signed_in(revoke_personal_token), methods=["POST"]),
+        Route("/tokens/{token_id:int}/revoke", console.signed_in(confirm_revoke(PERSONAL_TOKENS))),
+        Route("/tokens/{token_id:int}/revoke", console.signed_in(revoke(PERSONAL_TOKENS)), methods=["POST"]),
     ]
 
 

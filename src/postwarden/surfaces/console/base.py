@@ -44,6 +44,10 @@ PASSWORD_FIELD: Final = "current_password"
 TEMPLATES: Final = Path(__file__).parent / "templates"
 
 Page = Callable[[Request], Awaitable[Response]]
+#: A page for signed-in people, before ``Console.signed_in`` makes it an endpoint.
+SignedInPage = Callable[[Request, Actor], Awaitable[Response]]
+#: The handler of a signed-in form, given its posted fields (see ``Console.with_form``).
+FormHandler = Callable[[Request, Actor, dict[str, str]], Awaitable[Response]]
 
 
 class Console:
@@ -111,6 +115,18 @@ class Console:
             message="This form expired or came from another page. Reload the page and try again.",
         )
 
+    def with_form(self, handler: FormHandler) -> SignedInPage:
+        """A signed-in page that takes a form: ``handler(request, actor, fields)`` runs with the
+        posted fields once their CSRF token matched the cookie's; else the "Form expired" page."""
+
+        async def page(request: Request, actor: Actor) -> Response:
+            fields = await self.form(request)
+            if fields is None:
+                return self.expired_form(request)
+            return await handler(request, actor, fields)
+
+        return page
+
     # -- who is signed in -----------------------------------------------------------------
 
     async def actor(self, request: Request) -> Actor | None:
@@ -119,7 +135,7 @@ class Console:
 
     def signed_in(
         self,
-        page: Callable[[Request, Actor], Awaitable[Response]],
+        page: SignedInPage,
         *,
         sensitive: str | None = None,
         always_ask: bool = False,

@@ -45,10 +45,8 @@ def routes(console: Console) -> list[Route]:
             **values,
         )
 
-    async def confirm(request: Request, actor: Actor) -> Response:
-        fields = await console.form(request)
-        if fields is None:
-            return console.expired_form(request)
+    @console.with_form
+    async def confirm(request: Request, actor: Actor, fields: dict[str, str]) -> Response:
         account_id = actor.account_id or 0
         code = fields.get("code", "")
 
@@ -60,10 +58,8 @@ def routes(console: Console) -> list[Route]:
             request, "recovery_codes.html", title="Recovery codes", actor=actor, codes=codes, fresh_two_factor=True
         )
 
-    async def turn_off(request: Request, actor: Actor) -> Response:
-        fields = await console.form(request)
-        if fields is None:
-            return console.expired_form(request)
+    @console.with_form
+    async def turn_off(request: Request, actor: Actor, fields: dict[str, str]) -> Response:
         account_id = actor.account_id or 0
         password = fields.get("password", "")
         await run_in_session(
@@ -85,10 +81,8 @@ def routes(console: Console) -> list[Route]:
             current=account_id,
         )
 
-    async def switch(request: Request, actor: Actor) -> Response:
-        fields = await console.form(request)
-        if fields is None:
-            return console.expired_form(request)
+    @console.with_form
+    async def switch(request: Request, actor: Actor, fields: dict[str, str]) -> Response:
         target: int = request.path_params["account_id"]
         service_context = context_of(request)
 

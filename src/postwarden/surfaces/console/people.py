@@ -110,16 +110,15 @@ def routes(console: Console) -> list[Route]:
             default_role=Role.MEMBER.value,
             invitable_roles=[role.value for role in Role if role is not Role.OWNER],
             access_labels=ACCESS_LABELS,
+            no_access=ServerAccess.NONE.value,
             invited=request.query_params.get("invited"),
             resent=request.query_params.get("resent"),
             revoked=request.query_params.get("revoked"),
             removed=request.query_params.get("removed"),
         )
 
-    async def invite(request: Request, actor: Actor) -> Response:
-        fields = await console.form(request)
-        if fields is None:
-            return console.expired_form(request)
+    @console.with_form
+    async def invite(request: Request, actor: Actor, fields: dict[str, str]) -> Response:
         emails = [email for email in re.split(r"[\s,;]+", fields.get("emails", "")) if email]
         access = {
             int(name.removeprefix("server-")): parse_access(value)
@@ -142,10 +141,8 @@ def routes(console: Console) -> list[Route]:
         return console.redirect(request, f"/users?invited={invited}")
 
     def invitation_action(verb: str) -> Any:
-        async def act(request: Request, actor: Actor) -> Response:
-            fields = await console.form(request)
-            if fields is None:
-                return console.expired_form(request)
+        @console.with_form
+        async def act(request: Request, actor: Actor, fields: dict[str, str]) -> Response:
             invitation_id: int = request.path_params["invitation_id"]
             account_id = actor.account_id or 0
 
@@ -204,10 +201,8 @@ def routes(console: Console) -> list[Route]:
     def member_change(change: Any, done: str) -> Any:
         """A form about one member: ``change(service, account_id, user_id, fields)`` does it."""
 
-        async def act(request: Request, actor: Actor) -> Response:
-            fields = await console.form(request)
-            if fields is None:
-                return console.expired_form(request)
+        @console.with_form
+        async def act(request: Request, actor: Actor, fields: dict[str, str]) -> Response:
             account_id = actor.account_id or 0
             user_id: int = request.path_params["user_id"]
 
@@ -267,12 +262,17 @@ def routes(console: Console) -> list[Route]:
         Route("/users/{user_id:int}", console.signed_in(member_page)),
         Route(
             "/users/{user_id:int}/role",
-            console.signed_in(member_change(change_role, "/users/{user_id}?done=role")),
+            console.signed_in(
+                member_change(change_role, "/users/{user_id}?done=role"), sensitive="change this user's role"
+            ),
             methods=["POST"],
         ),
         Route(
             "/users/{user_id:int}/servers",
-            console.signed_in(member_change(change_access, "/users/{user_id}?done=servers")),
+            console.signed_in(
+                member_change(change_access, "/users/{user_id}?done=servers"),
+                sensitive="change this user's access to servers",
+            ),
             methods=["POST"],
         ),
         Route("/users/{user_id:int}/make-owner", console.signed_in(confirm_make_owner)),

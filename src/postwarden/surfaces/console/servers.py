@@ -18,7 +18,7 @@ from postwarden.message_streams.service import MessageStreamService
 from postwarden.policy import Permission, allows
 from postwarden.servers.models import Server
 from postwarden.servers.service import COLORS, HOOK_FIELDS, TRACK_LINKS, ServerFields, ServerService
-from postwarden.surfaces.console.base import Console, status_of
+from postwarden.surfaces.console.base import Console, Page, status_of
 from postwarden.surfaces.routing import run_in_session
 from postwarden.webhooks.service import WebhookService, masked_url
 
@@ -126,11 +126,9 @@ def routes(console: Console) -> list[Route]:
             deleted=request.query_params.get("deleted"),
         )
 
-    def pin_action(pinning: bool) -> Any:
-        async def act(request: Request, actor: Actor) -> Response:
-            fields = await console.form(request)
-            if fields is None:
-                return console.expired_form(request)
+    def pin_action(pinning: bool) -> Page:
+        @console.with_form
+        async def act(request: Request, actor: Actor, fields: dict[str, str]) -> Response:
             server_id: int = request.path_params["server_id"]
             account_id = actor.account_id or 0
 
@@ -214,10 +212,8 @@ def routes(console: Console) -> list[Route]:
         done = request.query_params.get("done")
         return server_page(request, actor, shown, done=done if done in {"saved", "unchanged"} else None)
 
-    async def update(request: Request, actor: Actor) -> Response:
-        fields = await console.form(request)
-        if fields is None:
-            return console.expired_form(request)
+    @console.with_form
+    async def update(request: Request, actor: Actor, fields: dict[str, str]) -> Response:
         server_id: int = request.path_params["server_id"]
         account_id = actor.account_id or 0
 
@@ -245,10 +241,8 @@ def routes(console: Console) -> list[Route]:
             )
         return console.redirect(request, f"/servers/{server_id}?done={'saved' if changed else 'unchanged'}")
 
-    async def reveal(request: Request, actor: Actor) -> Response:
-        fields = await console.form(request)
-        if fields is None:
-            return console.expired_form(request)
+    @console.with_form
+    async def reveal(request: Request, actor: Actor, fields: dict[str, str]) -> Response:
         server_id: int = request.path_params["server_id"]
         account_id = actor.account_id or 0
 
@@ -262,10 +256,8 @@ def routes(console: Console) -> list[Route]:
         shown, tokens = await run_in_session(runtime, work, write=True)
         return server_page(request, actor, shown, tokens=tokens)
 
-    async def delete(request: Request, actor: Actor) -> Response:
-        fields = await console.form(request)
-        if fields is None:
-            return console.expired_form(request)
+    @console.with_form
+    async def delete(request: Request, actor: Actor, fields: dict[str, str]) -> Response:
         server_id: int = request.path_params["server_id"]
         account_id = actor.account_id or 0
 
