@@ -63,7 +63,8 @@ def test_an_existing_login_joins_with_its_own_password(
     assert "already has a login" in page and 'id="name"' not in page
     token = csrf(client, link)
     wrong = client.post(link, data={"csrf_token": token, "password": "not her password"})
-    assert wrong.status_code == 401 and "already has a login" in html.unescape(wrong.text)
+    assert wrong.status_code == 401 and 'role="alert"' in wrong.text
+    assert "enter its password to join this account" in html.unescape(wrong.text)  # the service's refusal
     joined = client.post(link, data={"csrf_token": token, "password": PASSWORD})
     assert str(joined.url).endswith("/console/servers")
 
