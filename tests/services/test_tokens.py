@@ -5,8 +5,9 @@ from sqlalchemy import select
 
 from postwarden.accounts.service import NewAccount
 from postwarden.audit import AuditEvent
-from postwarden.errors import NotFound
-from postwarden.identity import Actor
+from postwarden.errors import NotFound, PermissionDenied
+from postwarden.identity import Actor, Credential, Via
+from postwarden.policy import Role
 from postwarden.runtime import Runtime
 from postwarden.servers.service import ServerFields, ServerService
 from postwarden.tokens.models import AccountToken, ServerToken
@@ -53,7 +54,7 @@ def test_rotating_an_account_token_keeps_its_name_and_grants(runtime: Runtime, a
     operator = Actor.system("tests")
     with runtime.db.session_scope() as session:
         tokens = TokenService(session, runtime)
-        token = tokens.account_tokens(account.account.id)[0]
+        token = tokens.account_tokens(operator, account.account.id)[0]
         tokens.set_server_deletion(operator, token, enabled=True)
         new = tokens.rotate_account_token(operator, token)
     with runtime.db.session_scope(write=False) as session:
@@ -61,7 +62,20 @@ def test_rotating_an_account_token_keeps_its_name_and_grants(runtime: Runtime, a
         assert tokens.find_principal(account.account_token) is None
         principal = tokens.find_principal(new)
         assert principal is not None and principal.can_delete_servers
-        (current,) = tokens.account_tokens(account.account.id)
+        (current,) = tokens.account_tokens(operator, account.account.id)
         assert current.name == "Default"
         with pytest.raises(NotFound):
             tokens.get_account_token(token.id)
+
+
+def test_only_those_who_manage_account_tokens_list_them(runtime: Runtime, account: NewAccount) -> None:
+    member = Actor(
+        credential=Credential.SESSION,
+        label="member@example.org",
+        via=Via.CONSOLE,
+        account_id=account.account.id,
+        user_id=999,
+        role=Role.MEMBER.value,
+    )
+    with runtime.db.session_scope(write=False) as session, pytest.raises(PermissionDenied):
+        TokenService(session, runtime).account_tokens(member, account.account.id)

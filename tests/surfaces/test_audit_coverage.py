@@ -551,7 +551,8 @@ def test_every_api_mutation_writes_one_matching_event(
     with runtime.db.session_scope() as session:
         tokens = TokenService(session, runtime)
         # Server deletion enabled on the account token (as the Owner may), so one credential reaches every route.
-        tokens.set_server_deletion(Actor.system("tests"), tokens.account_tokens(account.account.id)[0], enabled=True)
+        operator = Actor.system("tests")
+        tokens.set_server_deletion(operator, tokens.account_tokens(operator, account.account.id)[0], enabled=True)
     app = create_app(settings, runtime=runtime)
     for live in run_live_server(app, runtime):
         with httpx.Client(base_url=live.base_url, timeout=30) as client:
@@ -816,7 +817,7 @@ def cli_cases(runtime: Runtime, account: NewAccount) -> dict[str, list[CliCase]]
         session.add(group)
         session.flush()
         server_id, group_id = server.id, group.id
-        token_id = TokenService(session, runtime).account_tokens(account_id)[0].id
+        token_id = TokenService(session, runtime).account_tokens(Actor.system("tests"), account_id)[0].id
         # What was set up so far happened "a year ago", for the retention case to prune.
         session.execute(
             update(AuditEvent)

@@ -78,7 +78,9 @@ class TokenService:
             tokens[server_id].append(self.keyring.decrypt(encrypted))
         return tokens
 
-    def account_tokens(self, account_id: int) -> list[AccountToken]:
+    def account_tokens(self, actor: Actor, account_id: int) -> list[AccountToken]:
+        """The account's live tokens, for those who manage them (no secret: see ``reveal_account_token``)."""
+        require(actor, Permission.ACCOUNT_TOKENS_MANAGE, account_id=account_id)
         return list(
             self.session.scalars(
                 select(AccountToken)

@@ -84,7 +84,7 @@ def create_server(live_server: LiveServer, account: NewAccount, **body: Any) -> 
 def enable_server_deletion(runtime: Runtime, account: NewAccount) -> None:
     with runtime.db.session_scope() as session:
         tokens = TokenService(session, runtime)
-        token = tokens.account_tokens(account.account.id)[0]
+        token = tokens.account_tokens(Actor.system("tests"), account.account.id)[0]
         tokens.set_server_deletion(Actor.system("tests"), token, enabled=True)
 
 

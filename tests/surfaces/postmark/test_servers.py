@@ -10,6 +10,7 @@ from starlette.testclient import TestClient
 
 from postwarden.accounts.service import NewAccount
 from postwarden.audit import AuditEvent
+from postwarden.identity import Actor
 from postwarden.runtime import Runtime
 from postwarden.servers.models import MessageStream
 from postwarden.surfaces.postmark.schemas import ServerResponse
@@ -235,7 +236,6 @@ def test_unknown_server_is_not_found(client: TestClient, account_headers: dict[s
 def test_delete_refused_with_604_unless_enabled_on_the_token(
     client: TestClient, account: NewAccount, account_headers: dict[str, str], runtime: Runtime
 ) -> None:
-    from postwarden.identity import Actor
     from postwarden.tokens.service import TokenService
 
     server = create(client, account_headers)
@@ -244,7 +244,7 @@ def test_delete_refused_with_604_unless_enabled_on_the_token(
 
     with runtime.db.session_scope() as session:
         tokens = TokenService(session, runtime)
-        token = tokens.account_tokens(account.account.id)[0]
+        token = tokens.account_tokens(Actor.system("tests"), account.account.id)[0]
         tokens.set_server_deletion(Actor.system("tests"), token, enabled=True)
 
     response = client.delete(f"/servers/{server['ID']}", headers=account_headers)

@@ -408,7 +408,7 @@ def tokens_show(account_id: int | None, as_json: bool) -> None:
                             "Token": token_service.reveal_account_token(operator, t),
                             "CanDeleteServers": t.can_delete_servers,
                         }
-                        for t in token_service.account_tokens(account.id)
+                        for t in token_service.account_tokens(operator, account.id)
                     ],
                     "Servers": [
                         {"ID": entry.server.id, "Name": entry.server.name, "ApiTokens": entry.api_tokens}

@@ -122,7 +122,7 @@ def routes(console: Console) -> list[Route]:
                         "created": token.created_at,
                         "can_delete_servers": token.can_delete_servers,
                     }
-                    for token in TokenService(session, runtime).account_tokens(account_id)
+                    for token in TokenService(session, runtime).account_tokens(actor, account_id)
                 ]
             if may_manage_scim:
                 shown["scim_tokens"] = [
